@@ -1,0 +1,35 @@
+"""The exceptions of bitbucket-signin; each carries a message fit to show or log."""
+
+from __future__ import annotations
+
+
+class ConfigError(Exception):
+    """A misconfiguration found at start-up; the message is one line naming the setting."""
+
+
+class CatalogError(Exception):
+    """The catalog file cannot be used; the message names the file and the entity."""
+
+
+class SignInError(Exception):
+    """Sign-in refused; ``status`` is the HTTP status the sign-in page answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotFoundError(SignInError):
+    """A resolver found no catalog user; the chain moves on to the next resolver."""
+
+    status = 403
+
+
+class ConflictError(SignInError):
+    """A resolver found several catalog users where one was expected."""
+
+    status = 403

@@ -1,0 +1,121 @@
+"""The Bitbucket account of a signed-in visitor, as the resolvers see it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def normalize_uuid(value: str) -> str:
+    """Bitbucket UUIDs compare case-insensitively, with or without braces."""
+    return value.strip().strip("{}").lower()
+
+
+def braced_uuid(value: str) -> str:
+    """The form Bitbucket prints and the catalog annotation documents: ``{…}``."""
+    return "{" + normalize_uuid(value) + "}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    slug: str
+    uuid: str
+    administrator: bool = False
+
+
+@dataclass(frozen=True)
+class BitbucketProfile:
+    """What ``/2.0/user``, ``/2.0/user/emails`` and ``/2.0/user/workspaces`` said.
+
+    ``workspaces`` is ``None`` when Bitbucket would not tell (no permission, or the
+    endpoint gone): unknown, which is not the same as "member of none".
+    """
+
+    uuid: str
+    account_id: str | None
+    display_name: str
+    nickname: str | None = None
+    username: str | None = None
+    email: str | None = None
+    avatar_url: str | None = None
+    workspaces: tuple[Workspace, ...] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BitbucketProfile:
+        workspaces = data.get("workspaces")
+        return cls(
+            uuid=str(data["uuid"]),
+            account_id=data.get("account_id"),
+            display_name=str(data.get("display_name") or ""),
+            nickname=data.get("nickname"),
+            username=data.get("username"),
+            email=data.get("email"),
+            avatar_url=data.get("avatar_url"),
+            workspaces=None
+            if workspaces is None
+            else tuple(Workspace(**workspace) for workspace in workspaces),
+        )
+
+
+def select_email(addresses: Iterable[Mapping[str, Any]]) -> str | None:
+    """The primary address if confirmed, else the first confirmed one, else none.
+
+    Bitbucket lists unconfirmed addresses too; those never identify anyone.
+    """
+    confirmed = [
+        entry
+        for entry in addresses
+        if entry.get("is_confirmed") is True and isinstance(entry.get("email"), str)
+    ]
+    for entry in confirmed:
+        if entry.get("is_primary") is True:
+            return str(entry["email"])
+    return str(confirmed[0]["email"]) if confirmed else None
+
+
+def profile_from_api(
+    user: Mapping[str, Any],
+    emails: Iterable[Mapping[str, Any]],
+    workspaces: Iterable[Mapping[str, Any]] | None,
+) -> BitbucketProfile:
+    """Build a profile from the three API answers; raises ``ValueError`` on a wrong shape."""
+    uuid = user.get("uuid")
+    if not isinstance(uuid, str) or not normalize_uuid(uuid):
+        raise ValueError("the Bitbucket user has no uuid")
+    links = user.get("links")
+    avatar = links.get("avatar") if isinstance(links, Mapping) else None
+    avatar_url = avatar.get("href") if isinstance(avatar, Mapping) else None
+    return BitbucketProfile(
+        uuid=braced_uuid(uuid),
+        account_id=_optional_str(user.get("account_id")),
+        display_name=_optional_str(user.get("display_name")) or "",
+        nickname=_optional_str(user.get("nickname")),
+        username=_optional_str(user.get("username")),
+        email=select_email(emails),
+        avatar_url=_optional_str(avatar_url),
+        workspaces=None if workspaces is None else _workspaces(workspaces),
+    )
+
+
+def _workspaces(entries: Iterable[Mapping[str, Any]]) -> tuple[Workspace, ...]:
+    result = []
+    for entry in entries:
+        workspace = entry.get("workspace")
+        if not isinstance(workspace, Mapping) or not isinstance(workspace.get("slug"), str):
+            raise ValueError("a workspace entry has no slug")
+        result.append(
+            Workspace(
+                slug=workspace["slug"],
+                uuid=str(workspace.get("uuid") or ""),
+                administrator=entry.get("administrator") is True,
+            )
+        )
+    return tuple(result)
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
