@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -119,3 +119,26 @@ def _workspaces(entries: Iterable[Mapping[str, Any]]) -> tuple[Workspace, ...]:
 
 def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def workspace_refusal(profile: BitbucketProfile, allowed: frozenset[str]) -> str | None:
+    """Why ``profile`` may not sign in under a workspace restriction, or ``None`` if it may."""
+    if not allowed:
+        return None
+    listed = ", ".join(sorted(allowed))
+    if profile.workspaces is None:
+        return (
+            "Bitbucket did not say which workspaces you belong to, and this site is only "
+            f"for members of: {listed}."
+        )
+    if not any(workspace.slug.lower() in allowed for workspace in profile.workspaces):
+        return f"This site is only for members of the Bitbucket workspaces: {listed}."
+    return None
+
+
+def for_session(profile: BitbucketProfile, allowed: frozenset[str]) -> BitbucketProfile:
+    """The profile to keep in the cookie: only the workspaces a restriction asks about."""
+    if profile.workspaces is None:
+        return profile
+    kept = tuple(w for w in profile.workspaces if w.slug.lower() in allowed) if allowed else None
+    return replace(profile, workspaces=kept)

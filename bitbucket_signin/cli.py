@@ -1,0 +1,58 @@
+"""``flask bitbucket-signin …``: admin commands for the catalog and the resolvers."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from .errors import SignInError
+from .extension import get_state
+from .profile import BitbucketProfile, braced_uuid
+
+
+@click.group("bitbucket-signin")
+def cli() -> None:
+    """Bitbucket sign-in: check the catalog, try the resolvers."""
+
+
+@cli.command("check")
+@with_appcontext
+def check() -> None:
+    """Load the catalog as the app would and report what it holds."""
+    catalog = get_state().catalog_store.current()
+    click.echo(
+        f"{len(catalog.users)} users, {len(catalog.groups)} groups in {len(catalog.files)} file(s)"
+    )
+    for warning in catalog.warnings:
+        click.echo(f"warning: {warning}")
+
+
+@cli.command("resolve")
+@click.option("--uuid", required=True, help="The Bitbucket account uuid, braces optional.")
+@click.option("--account-id", default=None)
+@click.option("--username", default=None)
+@click.option("--email", default=None)
+@click.option("--name", "display_name", default="", help="The account's display name.")
+@with_appcontext
+def resolve_command(
+    uuid: str,
+    account_id: str | None,
+    username: str | None,
+    email: str | None,
+    display_name: str,
+) -> None:
+    """Run the configured resolvers for a Bitbucket account and print who it signs in as."""
+    profile = BitbucketProfile(
+        uuid=braced_uuid(uuid),
+        account_id=account_id,
+        display_name=display_name,
+        username=username,
+        email=email,
+    )
+    try:
+        identity = get_state().resolve(profile)
+    except SignInError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(identity.user_entity_ref)
+    for ref in identity.ownership_entity_refs:
+        click.echo(f"  owns as {ref}")

@@ -1,0 +1,322 @@
+"""Settings: Flask config keys, an optional Backstage ``app-config.yaml``, and their defaults.
+
+Every misconfiguration raises :class:`ConfigError` with one line naming the setting, so a
+broken deployment stops at start-up rather than at the first click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PREFIX = "BITBUCKET_"
+
+DEFAULTS: dict[str, Any] = {
+    "SIGNIN_RESOLVERS": ["userIdMatchingUserEntityAnnotation"],
+    "AUTHORIZE_URL": "https://bitbucket.org/site/oauth2/authorize",
+    "TOKEN_URL": "https://bitbucket.org/site/oauth2/access_token",
+    "API_BASE_URL": "https://api.bitbucket.org/2.0",
+    "CALLBACK_URL": None,
+    "APP_CONFIG": None,
+    "SCOPES": [],
+    "SESSION_DURATION": None,
+    "TIMEOUT": 10.0,
+    "ALLOWED_WORKSPACES": [],
+    "CATALOG_CHECK_INTERVAL": 1.0,
+    "URL_PREFIX": "/api/auth/bitbucket",
+    "SIGNIN_URL": "/signin",
+    "PRODUCT_NAME": "Sign in",
+    "LOGO_URL": None,
+    "BRAND_COLOR": "#0c66e4",
+    "SECURITY_HEADERS": True,
+}
+
+MIN_SECRET_KEY_BYTES = 32
+_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_DURATION_UNITS = {
+    "ms": "milliseconds",
+    "millisecond": "milliseconds",
+    "milliseconds": "milliseconds",
+    "s": "seconds",
+    "sec": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+    "m": "minutes",
+    "min": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+    "w": "weeks",
+    "week": "weeks",
+    "weeks": "weeks",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The extension's configuration, validated."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    catalog_path: Path
+    resolvers: tuple[Any, ...]
+    authorize_url: str
+    token_url: str
+    api_base_url: str
+    callback_url: str | None
+    scopes: tuple[str, ...]
+    session_duration: timedelta | None
+    timeout: float
+    allowed_workspaces: frozenset[str]
+    catalog_check_interval: float
+    url_prefix: str
+    signin_url: str
+    product_name: str
+    logo_url: str | None
+    brand_color: str
+    security_headers: bool
+
+
+def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate a Flask config mapping (and the app-config file it may name)."""
+    environ = os.environ if environ is None else environ
+    _check_secret_key(config)
+    values = {key: config.get(PREFIX + key, default) for key, default in DEFAULTS.items()}
+    values["CLIENT_ID"] = config.get(PREFIX + "CLIENT_ID")
+    values["CLIENT_SECRET"] = config.get(PREFIX + "CLIENT_SECRET")
+    values["CATALOG"] = config.get(PREFIX + "CATALOG")
+    if values["APP_CONFIG"]:
+        for key, value in read_app_config(values["APP_CONFIG"], environ).items():
+            if config.get(PREFIX + key) in (None, "", []):
+                values[key] = value
+
+    return Settings(
+        client_id=_required_text(values, "CLIENT_ID"),
+        client_secret=_required_text(values, "CLIENT_SECRET"),
+        catalog_path=_catalog_path(values),
+        resolvers=tuple(_resolver_list(values["SIGNIN_RESOLVERS"])),
+        authorize_url=_url(values, "AUTHORIZE_URL"),
+        token_url=_url(values, "TOKEN_URL"),
+        api_base_url=_url(values, "API_BASE_URL").rstrip("/"),
+        callback_url=_url(values, "CALLBACK_URL") if values["CALLBACK_URL"] else None,
+        scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
+        session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
+        timeout=_positive_number(values, "TIMEOUT"),
+        allowed_workspaces=frozenset(
+            slug.lower() for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
+        ),
+        catalog_check_interval=_positive_number(values, "CATALOG_CHECK_INTERVAL"),
+        url_prefix=_path(values, "URL_PREFIX"),
+        signin_url=_path(values, "SIGNIN_URL"),
+        product_name=str(values["PRODUCT_NAME"]),
+        logo_url=str(values["LOGO_URL"]) if values["LOGO_URL"] else None,
+        brand_color=_brand_color(values),
+        security_headers=_flag(values["SECURITY_HEADERS"]),
+    )
+
+
+def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The Bitbucket provider block of a Backstage ``app-config.yaml``, as our setting names."""
+    key = PREFIX + "APP_CONFIG"
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{key}: cannot read {path}: {_first_line(error)}") from None
+    document = _substitute_env(document, environ, key)
+    auth = _mapping(document, "auth", f"{key}: {path}")
+    environment = auth.get("environment", "development")
+    providers = _mapping(auth, "providers", f"{key}: {path}: auth")
+    bitbucket = _mapping(providers, "bitbucket", f"{key}: {path}: auth.providers")
+    block = _mapping(bitbucket, environment, f"{key}: {path}: auth.providers.bitbucket")
+    names = {
+        "clientId": "CLIENT_ID",
+        "clientSecret": "CLIENT_SECRET",
+        "callbackUrl": "CALLBACK_URL",
+        "additionalScopes": "SCOPES",
+        "sessionDuration": "SESSION_DURATION",
+    }
+    settings = {ours: block[theirs] for theirs, ours in names.items() if theirs in block}
+    sign_in = block.get("signIn")
+    if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
+        settings["SIGNIN_RESOLVERS"] = sign_in["resolvers"]
+    return settings
+
+
+def parse_duration(value: Any, key: str) -> timedelta | None:
+    """A Backstage duration: seconds, ``"24h"``, ``"2 days"`` or ``{hours: 24, minutes: 30}``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        duration = timedelta(seconds=value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        duration = timedelta(seconds=int(value))
+    elif isinstance(value, str):
+        duration = _duration_from_mapping(_duration_text(value, key), key)
+    elif isinstance(value, Mapping):
+        duration = _duration_from_mapping(value, key)
+    else:
+        raise ConfigError(f"{key}: expected a duration, got {value!r}")
+    if duration <= timedelta(0):
+        raise ConfigError(f"{key}: the duration must be positive")
+    return duration
+
+
+def _duration_text(text: str, key: str) -> dict[str, float]:
+    if text.strip().startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"{key}: cannot read duration {text!r}") from None
+        if isinstance(parsed, dict):
+            return parsed
+    match = _DURATION_TEXT.match(text)
+    if not match or match.group(2).lower() not in _DURATION_UNITS:
+        raise ConfigError(f"{key}: cannot read duration {text!r} (try '24h' or '{{hours: 24}}')")
+    return {_DURATION_UNITS[match.group(2).lower()]: float(match.group(1))}
+
+
+def _duration_from_mapping(parts: Mapping[str, Any], key: str) -> timedelta:
+    arguments: dict[str, float] = {}
+    for unit, amount in parts.items():
+        name = _DURATION_UNITS.get(str(unit).lower())
+        if name is None or isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise ConfigError(f"{key}: cannot read duration part {unit!r}: {amount!r}")
+        arguments[name] = arguments.get(name, 0) + amount
+    return timedelta(**arguments)
+
+
+def _check_secret_key(config: Mapping[str, Any]) -> None:
+    secret = config.get("SECRET_KEY")
+    if not secret:
+        raise ConfigError("SECRET_KEY is not set: sessions cannot be signed without it")
+    size = len(secret.encode() if isinstance(secret, str) else secret)
+    relaxed = config.get("TESTING") or config.get("DEBUG")
+    if size < MIN_SECRET_KEY_BYTES and not relaxed:
+        raise ConfigError(
+            f"SECRET_KEY is too short ({size} bytes): use at least {MIN_SECRET_KEY_BYTES} random bytes"
+        )
+
+
+def _substitute_env(node: Any, environ: Mapping[str, str], key: str) -> Any:
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(f"{key}: environment variable {name} is not set")
+            return environ[name]
+
+        return _ENV_REFERENCE.sub(replace, node)
+    if isinstance(node, list):
+        return [_substitute_env(item, environ, key) for item in node]
+    if isinstance(node, dict):
+        return {name: _substitute_env(value, environ, key) for name, value in node.items()}
+    return node
+
+
+def _mapping(parent: Any, name: str, where: str) -> Mapping[str, Any]:
+    child = parent.get(name) if isinstance(parent, Mapping) else None
+    if not isinstance(child, Mapping):
+        raise ConfigError(f"{where}: no {name!r} section")
+    return child
+
+
+def _required_text(values: Mapping[str, Any], name: str) -> str:
+    value = values.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{PREFIX}{name} is not set")
+    return value.strip()
+
+
+def _catalog_path(values: Mapping[str, Any]) -> Path:
+    path = Path(_required_text(values, "CATALOG"))
+    if not path.is_file():
+        raise ConfigError(f"{PREFIX}CATALOG: {path} is not a readable file")
+    return path
+
+
+def _url(values: Mapping[str, Any], name: str) -> str:
+    value = _required_text(values, name)
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(f"{PREFIX}{name}: {value!r} is not an absolute http(s) URL")
+    return value
+
+
+def _path(values: Mapping[str, Any], name: str) -> str:
+    value = _required_text(values, name)
+    if not value.startswith("/"):
+        raise ConfigError(f"{PREFIX}{name}: {value!r} must start with '/'")
+    return value.rstrip("/") or "/"
+
+
+def _positive_number(values: Mapping[str, Any], name: str) -> float:
+    try:
+        number = float(values[name])
+    except (TypeError, ValueError):
+        number = 0.0
+    if not number > 0:
+        raise ConfigError(f"{PREFIX}{name}: expected a positive number, got {values[name]!r}")
+    return number
+
+
+def _brand_color(values: Mapping[str, Any]) -> str:
+    color = str(values["BRAND_COLOR"])
+    if not _COLOR.match(color):
+        raise ConfigError(f"{PREFIX}BRAND_COLOR: {color!r} is not a #rgb or #rrggbb colour")
+    return color
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in {"0", "false", "no", "off", ""}
+    return bool(value)
+
+
+def _text_list(value: Any, name: str, separators: str = r"\s*,\s*") -> list[str]:
+    """A list given as a list, JSON text or separated text (environment variables)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ConfigError(f"{PREFIX}{name}: cannot read {text!r} as a JSON list") from None
+        else:
+            return [part for part in re.split(separators, text) if part]
+    if not isinstance(value, Sequence) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{PREFIX}{name}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def _resolver_list(value: Any) -> list[Any]:
+    """Resolver specs: names, ``{resolver: name, ...}`` mappings or callables."""
+    if isinstance(value, str):
+        return _text_list(value, "SIGNIN_RESOLVERS")
+    if callable(value) or isinstance(value, Mapping):
+        return [value]
+    if not isinstance(value, Sequence) or not value:
+        raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: expected a list of resolvers, got {value!r}")
+    return list(value)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

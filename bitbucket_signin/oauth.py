@@ -1,0 +1,98 @@
+"""The OAuth 2.0 dance with Bitbucket, through Authlib's Flask client.
+
+Authlib keeps ``state`` and the PKCE verifier in the session (no ``cache=``: with one,
+state would not be tied to the browser). This module adds what Bitbucket needs on top:
+its token response quirks, and every failure turned into a status for the sign-in page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from authlib.integrations.base_client import MismatchingStateError, OAuthError
+from authlib.integrations.flask_client import OAuth
+
+from .client import UpstreamError, upstream_error_for_exception, upstream_error_for_status
+from .config import Settings
+from .errors import SignInError
+
+PROVIDER = "bitbucket"
+TOKEN_CALL = "token exchange"
+
+
+class _HideCodeVerifier(logging.Filter):
+    """Authlib logs the PKCE verifier at DEBUG; it is a secret until the code is spent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "code_verifier" not in str(record.msg)
+
+
+logging.getLogger("authlib.integrations.base_client.sync_app").addFilter(_HideCodeVerifier())
+
+
+def register_bitbucket(oauth: OAuth, settings: Settings, user_agent: str) -> Any:
+    """Register Bitbucket Cloud with client authentication by HTTP Basic and PKCE S256."""
+    scope = " ".join(dict.fromkeys(("account", "email", *settings.scopes)))
+    return oauth.register(
+        PROVIDER,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        authorize_url=settings.authorize_url,
+        access_token_url=settings.token_url,
+        api_base_url=settings.api_base_url + "/",
+        user_agent=user_agent,
+        client_kwargs={
+            "scope": scope,
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "default_timeout": settings.timeout,
+        },
+        compliance_fix=_bitbucket_compliance_fix,
+    )
+
+
+def exchange_code(oauth_app: Any) -> dict[str, Any]:
+    """Check ``state`` and swap the code for a token; every failure is a ``SignInError``."""
+    try:
+        token: dict[str, Any] = oauth_app.authorize_access_token()
+    except MismatchingStateError:
+        raise SignInError(
+            "This sign-in link has expired or was already used. Please sign in again.",
+            status=400,
+        ) from None
+    except requests.RequestException as error:
+        raise upstream_error_for_exception(error, TOKEN_CALL) from None
+    except OAuthError as error:
+        raise UpstreamError(
+            f"Bitbucket refused the sign-in ({TOKEN_CALL}: {error.error or 'error'})."
+        ) from None
+    except ValueError:
+        raise UpstreamError(f"Bitbucket sent a malformed answer ({TOKEN_CALL}).") from None
+    return token
+
+
+def _bitbucket_compliance_fix(session: Any) -> None:
+    session.register_compliance_hook("access_token_response", _check_token_response)
+
+
+def _check_token_response(response: requests.Response) -> requests.Response:
+    """Turn every failed token call into an :class:`UpstreamError` with its status."""
+    if response.status_code == 429 or response.status_code >= 500:
+        raise upstream_error_for_status(response.status_code, TOKEN_CALL)
+    try:
+        body = response.json()
+    except ValueError:
+        raise UpstreamError(f"Bitbucket sent a malformed answer ({TOKEN_CALL}).") from None
+    if not isinstance(body, dict):
+        raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({TOKEN_CALL}).")
+    if response.status_code != 200 or "error" in body:
+        error = body.get("error")
+        code = error if isinstance(error, str) else f"HTTP {response.status_code}"
+        raise UpstreamError(f"Bitbucket refused the sign-in ({TOKEN_CALL}: {code}).")
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        raise UpstreamError(f"Bitbucket sent no access token ({TOKEN_CALL}).")
+    # Nothing reads the granted scopes (``scope`` since 2026, ``scopes`` before) or
+    # Bitbucket's "state" field, which names the grant type rather than echoing ours.
+    return response

@@ -1,0 +1,77 @@
+"""Browser-facing protections: security headers, the logout CSRF token, cookie flags."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, Response, g, request, session
+from flask.sessions import SecureCookieSessionInterface
+
+from .config import Settings
+
+CSRF_KEY = "_bitbucket_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "form-action 'self' {authorize_origin}; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+def csrf_token() -> str:
+    """The session's CSRF token for the logout form, made on first use."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def csrf_token_is_valid() -> bool:
+    expected = session.get(CSRF_KEY)
+    given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class HttpsAwareSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked ``Secure`` whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def install_security(app: Flask, settings: Settings) -> None:
+    """Cookie defaults and security headers; an app's own settings and headers win."""
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = HttpsAwareSessionInterface()
+    app.jinja_env.globals["bitbucket_signin_csrf_token"] = csrf_token
+    if settings.security_headers:
+        policy = CONTENT_SECURITY_POLICY.format(authorize_origin=_origin(settings.authorize_url))
+
+        @app.after_request
+        def add_security_headers(response: Response) -> Response:
+            headers = response.headers
+            headers.setdefault("Content-Security-Policy", policy)
+            headers.setdefault("X-Content-Type-Options", "nosniff")
+            headers.setdefault("X-Frame-Options", "DENY")
+            headers.setdefault("Referrer-Policy", "same-origin")
+            if _signed_in_without_loading():
+                headers["Cache-Control"] = "no-store"
+                headers.add("Vary", "Cookie")
+            return response
+
+
+def _signed_in_without_loading() -> bool:
+    """Whether this request served a signed-in person, without loading one just to ask."""
+    user = g.get("_login_user")
+    return user is not None and bool(user.is_authenticated)
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -1,0 +1,121 @@
+"""The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
+
+The session holds the Bitbucket identity the resolvers need, never a token. Each request
+runs the resolver chain against the current catalog, so catalog edits apply at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, session
+from flask_login import UserMixin, login_user
+
+from .errors import SignInError
+from .profile import BitbucketProfile, for_session, normalize_uuid
+from .resolvers import Identity
+
+if TYPE_CHECKING:
+    from .extension import SignInState
+
+PROFILE_KEY = "_bitbucket_profile"
+SIGNED_IN_AT_KEY = "_bitbucket_signed_in_at"
+logger = logging.getLogger(__name__)
+
+
+class CatalogUser(UserMixin):  # type: ignore[misc]
+    """``current_user`` when signed in: a catalog identity and the Bitbucket profile behind it."""
+
+    def __init__(self, identity: Identity, profile: BitbucketProfile) -> None:
+        self.identity = identity
+        self.profile = profile
+
+    @property
+    def user_entity_ref(self) -> str:
+        return self.identity.user_entity_ref
+
+    @property
+    def ownership_entity_refs(self) -> tuple[str, ...]:
+        return self.identity.ownership_entity_refs
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Refs of the groups the person belongs to (ownership refs without their own)."""
+        return tuple(ref for ref in self.ownership_entity_refs if ref != self.user_entity_ref)
+
+    @property
+    def entity(self) -> Any:
+        """The catalog User entity, or ``None`` for a sign-in allowed without one."""
+        return self.identity.entity
+
+    @property
+    def display_name(self) -> str:
+        entity = self.entity
+        return (entity.display_name if entity else None) or self.profile.display_name
+
+    @property
+    def email(self) -> str | None:
+        entity = self.entity
+        return (entity.email if entity else None) or self.profile.email
+
+    @property
+    def picture(self) -> str | None:
+        entity = self.entity
+        return (entity.picture if entity else None) or self.profile.avatar_url
+
+    def get_id(self) -> str:
+        return self.profile.uuid
+
+
+def start_session(state: SignInState, identity: Identity, profile: BitbucketProfile) -> CatalogUser:
+    """Replace whatever the session held with a fresh signed-in session (no fixation)."""
+    session.clear()
+    kept = for_session(profile, state.settings.allowed_workspaces)
+    session[PROFILE_KEY] = kept.to_dict()
+    session[SIGNED_IN_AT_KEY] = int(time.time())
+    user = CatalogUser(identity, kept)
+    login_user(user)
+    return user
+
+
+def install_user_loader(app: Flask, state: SignInState) -> None:
+    @state.login_manager.user_loader  # type: ignore[untyped-decorator]
+    def load_user(user_id: str) -> CatalogUser | None:
+        return _load_user(state, user_id)
+
+
+def _load_user(state: SignInState, user_id: str) -> CatalogUser | None:
+    profile = _session_profile(user_id)
+    if profile is None or _expired(state):
+        session.clear()
+        return None
+    try:
+        identity = state.resolve(profile)
+    except SignInError as error:
+        logger.info("Signing out %s %s: %s", profile.display_name, profile.uuid, error.message)
+        session.clear()
+        return None
+    return CatalogUser(identity, profile)
+
+
+def _session_profile(user_id: str) -> BitbucketProfile | None:
+    data = session.get(PROFILE_KEY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        profile = BitbucketProfile.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
+
+
+def _expired(state: SignInState) -> bool:
+    duration = state.settings.session_duration
+    if duration is None:
+        return False
+    signed_in_at = session.get(SIGNED_IN_AT_KEY)
+    if not isinstance(signed_in_at, int):
+        return True
+    return time.time() - signed_in_at > duration.total_seconds()
