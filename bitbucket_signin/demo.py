@@ -1,0 +1,26 @@
+"""The demo app behind ``wsgi.py``: sign-in plus a protected home page showing who is there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, render_template
+from flask_login import login_required
+
+from .extension import BitbucketSignIn, get_state
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Configured from ``FLASK_*`` environment variables, then ``config``."""
+    app = Flask(__name__)
+    app.config.from_prefixed_env()
+    app.config.update(config or {})
+    BitbucketSignIn(app)
+
+    @app.get("/")
+    @login_required  # type: ignore[untyped-decorator]
+    def home() -> str:
+        return render_template("bitbucket_signin/home.html", settings=get_state().settings)
+
+    return app

@@ -1,0 +1,88 @@
+"""Fixtures around the app factory, the Bitbucket emulator and a live app server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from bitbucket_signin.demo import create_app
+from bitbucket_signin.emulator import EmulatorServer, load_accounts
+
+from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, serve
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(load_accounts(DATA / "accounts.yaml")) as server:
+        yield server
+
+
+@pytest.fixture
+def bitbucket(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The emulator, reset before and after the test (faults, codes, tokens, rate counters)."""
+    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    yield emulator
+    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path) -> Path:
+    """A copy of the test catalog that the test may edit."""
+    path = tmp_path / "catalog.yaml"
+    shutil.copy(DATA / "catalog.yaml", path)
+    return path
+
+
+@pytest.fixture
+def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "BITBUCKET_CLIENT_ID": CLIENT_ID,
+        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
+        "BITBUCKET_CATALOG": str(catalog_file),
+        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket.url}/site/oauth2/authorize",
+        "BITBUCKET_TOKEN_URL": f"{bitbucket.url}/site/oauth2/access_token",
+        "BITBUCKET_API_BASE_URL": f"{bitbucket.url}/2.0",
+        "BITBUCKET_TIMEOUT": 2.0,
+        "BITBUCKET_CATALOG_CHECK_INTERVAL": 0.05,
+    }
+
+
+@pytest.fixture
+def make_app(app_config: dict[str, Any]) -> Callable[..., Flask]:
+    """Build an app from the test config with some keys overridden."""
+
+    def factory(**overrides: Any) -> Flask:
+        return create_app({**app_config, **overrides})
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def live_app(app: Flask) -> Iterator[str]:
+    """The app served over real HTTP on a free loopback port; yields its URL."""
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A browser-like cookie jar for talking to the live app."""
+    with requests.Session() as session:
+        yield session

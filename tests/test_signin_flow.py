@@ -1,0 +1,363 @@
+"""Sign in through real HTTP: the app on a live server, Bitbucket played by the emulator."""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from bitbucket_signin.emulator import EmulatorServer
+
+from .support import (
+    JANE,
+    LI,
+    MANI,
+    OMAR,
+    VAL,
+    grant_at_emulator,
+    serve,
+    sign_in,
+    start_sign_in,
+)
+
+
+def emulator_requests(bitbucket: EmulatorServer) -> list[dict[str, Any]]:
+    response = requests.get(f"{bitbucket.url}/_emulator/requests", timeout=5)
+    response.raise_for_status()
+    entries: list[dict[str, Any]] = response.json()["requests"]
+    return entries
+
+
+def token_calls(bitbucket: EmulatorServer) -> int:
+    return sum(1 for entry in emulator_requests(bitbucket) if entry["endpoint"] == "token")
+
+
+def set_fault(bitbucket: EmulatorServer, endpoint: str, **fault: Any) -> None:
+    response = requests.put(f"{bitbucket.url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
+    response.raise_for_status()
+
+
+def home_page(http: requests.Session, live_app: str) -> requests.Response:
+    return http.get(f"{live_app}/", allow_redirects=False, timeout=10)
+
+
+def touch_later(path: Path, text: str) -> None:
+    """Rewrite a catalog file so that its change is seen even within one mtime tick."""
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+class TestResolvers:
+    def test_user_id_signs_in_and_lands_on_next(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        response = sign_in(http, live_app, bitbucket.url, JANE, next_path="/dash?x=1")
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/dash?x=1"
+
+        home = home_page(http, live_app)
+        assert home.status_code == 200
+        assert "Signed in as Jane Doe" in home.text
+        assert "user:default/jdoe" in home.text
+        assert "group:default/platform" in home.text  # through the user's memberOf
+        assert "group:default/payments" in home.text  # through the group's members
+
+    @pytest.mark.parametrize(
+        ("resolvers", "account", "entity_ref"),
+        [
+            ("usernameMatchingUserEntityAnnotation", LI, "user:default/lchen"),
+            ("bitbucketUsernameSignInResolver", LI, "user:default/lchen"),
+            ("accountIdMatchingUserEntityAnnotation", JANE, "user:default/jdoe"),
+            ("emailMatchingUserEntityProfileEmail", JANE, "user:default/jdoe"),
+            ("emailLocalPartMatchingUserEntityName", OMAR, "user:default/omar"),
+            (
+                "userIdMatchingUserEntityAnnotation,usernameMatchingUserEntityAnnotation",
+                LI,
+                "user:default/lchen",
+            ),
+        ],
+    )
+    def test_each_resolver(
+        self,
+        make_app: Callable[..., Flask],
+        http: requests.Session,
+        bitbucket: EmulatorServer,
+        resolvers: str,
+        account: str,
+        entity_ref: str,
+    ) -> None:
+        app = make_app(BITBUCKET_SIGNIN_RESOLVERS=resolvers)
+        with serve(app) as url:
+            assert sign_in(http, url, bitbucket.url, account).status_code == 302
+            assert entity_ref in home_page(http, url).text
+
+    def test_unconfirmed_primary_email_is_not_used(
+        self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    ) -> None:
+        app = make_app(BITBUCKET_SIGNIN_RESOLVERS=["emailMatchingUserEntityProfileEmail"])
+        with serve(app) as url:
+            assert sign_in(http, url, bitbucket.url, OMAR).status_code == 302
+            page = home_page(http, url).text
+            assert "user:default/omar" in page
+            assert "user:default/boss" not in page
+
+    def test_email_on_second_page_found_and_plus_tag_retried(
+        self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    ) -> None:
+        app = make_app(BITBUCKET_SIGNIN_RESOLVERS=["emailMatchingUserEntityProfileEmail"])
+        with serve(app) as url:
+            assert sign_in(http, url, bitbucket.url, MANI).status_code == 302
+            assert "user:default/mani" in home_page(http, url).text
+
+    def test_allowed_domains_refuses_other_domains(
+        self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    ) -> None:
+        resolver = {"resolver": "emailLocalPartMatchingUserEntityName", "allowedDomains": ["x.test"]}
+        app = make_app(BITBUCKET_SIGNIN_RESOLVERS=[resolver])
+        with serve(app) as url:
+            response = sign_in(http, url, bitbucket.url, OMAR)
+            assert response.status_code == 403
+            assert "not from an allowed domain" in response.text
+
+    def test_custom_resolver_callable(
+        self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    ) -> None:
+        from bitbucket_signin.errors import NotFoundError
+        from bitbucket_signin.resolvers import identity_for
+
+        def by_nickname(profile: Any, catalog: Any) -> Any:
+            user = catalog.user_by_name("lchen") if profile.nickname == "Li" else None
+            if user is None:
+                raise NotFoundError("no nickname match")
+            return identity_for(catalog, user)
+
+        app = make_app(BITBUCKET_SIGNIN_RESOLVERS=[by_nickname])
+        with serve(app) as url:
+            assert sign_in(http, url, bitbucket.url, LI).status_code == 302
+            assert "user:default/lchen" in home_page(http, url).text
+
+
+class TestRefusals:
+    def test_not_in_catalog_names_account_and_annotation(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        response = sign_in(http, live_app, bitbucket.url, VAL)
+        assert response.status_code == 403
+        page = html.unescape(response.text)
+        assert "Val Visitor" in page
+        assert VAL in page
+        assert f'bitbucket.org/user-id: "{VAL}"' in page
+        assert home_page(http, live_app).status_code == 302
+
+    def test_deny_at_bitbucket(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        authorize_url = start_sign_in(http, live_app)
+        page = requests.get(authorize_url, timeout=5)
+        assert "Deny" in page.text
+        fields = dict(
+            requests.utils.parse_qsl(authorize_url.split("?", 1)[1])  # type: ignore[attr-defined]
+        )
+        denied = requests.post(
+            authorize_url.split("?", 1)[0],
+            data={**fields, "decision": "deny"},
+            allow_redirects=False,
+            timeout=5,
+        )
+        assert denied.status_code == 302
+        response = http.get(denied.headers["Location"], allow_redirects=False)
+        assert response.status_code == 403
+        assert "chose not to" in response.text
+        assert token_calls(bitbucket) == 0
+        assert home_page(http, live_app).status_code == 302
+
+    def test_forged_state(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        start_sign_in(http, live_app)
+        response = http.get(
+            f"{live_app}/api/auth/bitbucket/handler/frame",
+            params={"code": "x", "state": "forged"},
+            allow_redirects=False,
+        )
+        assert response.status_code == 400
+        assert "expired or was already used" in response.text
+        assert token_calls(bitbucket) == 0
+
+    def test_missing_state(self, http: requests.Session, live_app: str) -> None:
+        response = http.get(f"{live_app}/api/auth/bitbucket/handler/frame?code=x")
+        assert response.status_code == 400
+
+    def test_replayed_callback(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        authorize_url = start_sign_in(http, live_app)
+        callback_url = grant_at_emulator(bitbucket.url, authorize_url, JANE)
+        assert http.get(callback_url, allow_redirects=False).status_code == 302
+        replay = http.get(callback_url, allow_redirects=False)
+        assert replay.status_code == 400
+        assert token_calls(bitbucket) == 1
+        assert "Jane Doe" in home_page(http, live_app).text
+
+
+class TestLiveCatalog:
+    def test_removal_from_catalog_signs_out(
+        self,
+        http: requests.Session,
+        live_app: str,
+        bitbucket: EmulatorServer,
+        catalog_file: Path,
+    ) -> None:
+        assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
+        assert home_page(http, live_app).status_code == 200
+        text = catalog_file.read_text().replace('"768F8C62-7F2A-4914-BF33-3F412FC1D3A4"', '"{00000000-0000-4000-8000-000000000000}"')
+        touch_later(catalog_file, text)
+        time.sleep(0.2)
+        assert home_page(http, live_app).status_code == 302
+        restored = text.replace('"{00000000-0000-4000-8000-000000000000}"', f'"{JANE}"')
+        touch_later(catalog_file, restored)
+        time.sleep(0.2)
+        assert home_page(http, live_app).status_code == 302  # signed out for good
+
+    def test_group_edit_applies_at_once(
+        self,
+        http: requests.Session,
+        live_app: str,
+        bitbucket: EmulatorServer,
+        catalog_file: Path,
+    ) -> None:
+        sign_in(http, live_app, bitbucket.url, JANE)
+        assert "group:default/payments" in home_page(http, live_app).text
+        touch_later(catalog_file, catalog_file.read_text().replace("[jdoe, omar]", "[omar]"))
+        time.sleep(0.2)
+        page = home_page(http, live_app).text
+        assert "Signed in as Jane Doe" in page
+        assert "group:default/payments" not in page
+
+    def test_broken_edit_keeps_last_good_catalog(
+        self,
+        http: requests.Session,
+        live_app: str,
+        bitbucket: EmulatorServer,
+        catalog_file: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        sign_in(http, live_app, bitbucket.url, JANE)
+        touch_later(catalog_file, "kind: User\nmetadata: [this is: not valid\n")
+        time.sleep(0.2)
+        assert "Signed in as Jane Doe" in home_page(http, live_app).text
+        assert any("catalog.yaml" in record.getMessage() for record in caplog.records)
+
+
+class TestBitbucketFailures:
+    def test_workspaces_gone_is_tolerated(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        set_fault(bitbucket, "workspaces", status=410)
+        assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
+
+    @pytest.mark.parametrize(
+        ("endpoint", "fault", "status"),
+        [
+            ("token", {"status": 500}, 502),
+            ("token", {"status": 503}, 503),
+            ("token", {"status": 429}, 503),
+            ("token", {"status": 200, "body": '{"access_tok', "content_type": "application/json"}, 502),
+            ("token", {"status": 200, "body": "<html>oops</html>", "content_type": "text/html"}, 502),
+            ("token", {"hang": True}, 504),
+            ("user", {"status": 500}, 502),
+            ("user", {"status": 401}, 502),
+            ("user", {"status": 429}, 503),
+            ("user", {"status": 200, "body": "[1, 2]", "content_type": "application/json"}, 502),
+            ("emails", {"status": 503}, 503),
+            ("emails", {"hang": True}, 504),
+            ("workspaces", {"status": 500}, 502),
+        ],
+    )
+    def test_failure_status(
+        self,
+        make_app: Callable[..., Flask],
+        http: requests.Session,
+        bitbucket: EmulatorServer,
+        endpoint: str,
+        fault: dict[str, Any],
+        status: int,
+    ) -> None:
+        set_fault(bitbucket, endpoint, **fault)
+        app = make_app(BITBUCKET_TIMEOUT=0.5)
+        with serve(app) as url:
+            response = sign_in(http, url, bitbucket.url, JANE)
+            assert response.status_code == status
+            assert "Try again" in response.text
+            assert "Traceback" not in response.text
+            assert home_page(http, url).status_code == 302
+        requests.delete(f"{bitbucket.url}/_emulator/faults", timeout=5)
+
+    def test_bitbucket_unreachable(
+        self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    ) -> None:
+        with serve(Flask("closed")) as closed_url:
+            pass  # the port is free again: nothing listens there now
+        app = make_app(BITBUCKET_TOKEN_URL=f"{closed_url}/site/oauth2/access_token")
+        with serve(app) as url:
+            response = sign_in(http, url, bitbucket.url, JANE)
+            assert response.status_code == 502
+            assert "could not be reached" in response.text
+
+
+class TestSessionEndpoints:
+    def test_refresh_answers_backstage_shape(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        sign_in(http, live_app, bitbucket.url, JANE)
+        response = http.get(
+            f"{live_app}/api/auth/bitbucket/refresh",
+            headers={"X-Requested-With": "XMLHttpRequest"},
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["profile"]["displayName"] == "Jane Doe"
+        assert body["profile"]["email"] == "jane@example.com"
+        assert body["profile"]["picture"]
+        identity = body["backstageIdentity"]["identity"]
+        assert identity == {
+            "type": "user",
+            "userEntityRef": "user:default/jdoe",
+            "ownershipEntityRefs": [
+                "group:default/payments",
+                "group:default/platform",
+                "user:default/jdoe",
+            ],
+        }
+
+    def test_refresh_refuses_without_header_or_session(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        url = f"{live_app}/api/auth/bitbucket/refresh"
+        headers = {"X-Requested-With": "XMLHttpRequest"}
+        assert http.get(url, headers=headers).status_code == 401
+        sign_in(http, live_app, bitbucket.url, JANE)
+        assert http.get(url).status_code == 401
+
+    def test_logout_needs_post_and_csrf(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        sign_in(http, live_app, bitbucket.url, JANE)
+        page = home_page(http, live_app).text
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        url = f"{live_app}/api/auth/bitbucket/logout"
+        assert http.get(url).status_code == 405
+        assert http.post(url, allow_redirects=False).status_code == 400
+        assert home_page(http, live_app).status_code == 200
+        response = http.post(url, data={"csrf_token": token}, allow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("/signin")
+        assert home_page(http, live_app).status_code == 302
