@@ -396,11 +396,9 @@ class _Loader:
                 self._walk(self._target(path, target, where), chain)
 
     def _target(self, path: Path, target: str, where: _Where) -> Path:
-        if target.startswith("file:"):
-            target = target[len("file:") :]
         if _URL.match(target):
             raise where.error(f"target {_quote(target)}: only file targets are supported")
-        named = path.parent / target
+        named = path.parent / target.removeprefix("file:")
         if not _real(named, where).is_relative_to(self._folder):
             raise where.error(
                 f"target {_quote(target)} is outside the catalog folder {self._folder}"
@@ -562,7 +560,7 @@ def _real(path: Path, where: _Where) -> Path:
     try:
         return path.resolve()
     except (OSError, RuntimeError) as error:
-        raise where.error(f"cannot resolve {path}: {error}") from None
+        raise where.error(f"cannot resolve {_quote(str(path))}: {error}") from None
 
 
 def _unbrace(value: str) -> str:
