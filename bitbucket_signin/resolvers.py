@@ -103,7 +103,7 @@ class _Match:
 
     name: str
     missing: str
-    what: str
+    not_found: Callable[[str], str]
     read: Callable[[BitbucketProfile], str | None]
     find: Callable[[Catalog, str], tuple[UserEntity, ...]]
     suggest: Callable[[str], str]
@@ -158,7 +158,7 @@ class CatalogResolver:
             return identity_for(catalog, found[0])
         if self.allow_without_catalog:
             return self._without_catalog(value)
-        raise NotFoundError(f"No User entity has {self.match.what} {_quote(value)}")
+        raise NotFoundError(self.match.not_found(value))
 
     def suggestion(self, profile: BitbucketProfile) -> str | None:
         """The YAML an administrator adds to a User entity for this resolver to match."""
@@ -182,7 +182,7 @@ def _annotation(
     return _Match(
         name=name,
         missing=missing,
-        what=f"annotation {key}",
+        not_found=lambda value: f"No User entity has annotation {key} {_quote(value)}",
         read=lambda profile: shown(value) if (value := read(profile)) else None,
         find=lambda catalog, value: catalog.users_by_annotation(key, value),
         suggest=lambda value: f"metadata:\n  annotations:\n    {key}: {_quote(value)}",
@@ -233,7 +233,7 @@ _BUILT_IN = (
     _Match(
         name="emailMatchingUserEntityProfileEmail",
         missing=_NO_EMAIL,
-        what="spec.profile.email",
+        not_found=lambda email: f"No User entity has spec.profile.email {_quote(email)}",
         read=lambda profile: profile.email,
         find=_find_by_email,
         suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
@@ -241,7 +241,9 @@ _BUILT_IN = (
     _Match(
         name="emailLocalPartMatchingUserEntityName",
         missing=_NO_EMAIL,
-        what="metadata.name (namespace default) equal to the local part of",
+        not_found=lambda email: (
+            f"No User entity named {_quote(_split_email(email)[0])} in namespace default"
+        ),
         read=lambda profile: profile.email,
         find=_find_by_local_part,
         suggest=lambda email: f"metadata:\n  name: {_quote(_split_email(email)[0])}",

@@ -1,0 +1,410 @@
+"""The sign-in resolvers, their configuration and the chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from bitbucket_signin.catalog import Catalog, UserEntity, load_catalog
+from bitbucket_signin.errors import ConfigError, ConflictError, NotFoundError, SignInError
+from bitbucket_signin.profile import BitbucketProfile
+from bitbucket_signin.resolvers import (
+    NOT_IN_CATALOG_MESSAGE,
+    Identity,
+    Resolver,
+    UserNotInCatalogError,
+    build_chain,
+    build_resolver,
+    identity_for,
+    register_resolver,
+    resolve,
+)
+
+JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
+OTHER = "{11111111-1111-1111-1111-111111111111}"
+OTHER_QUOTED = f'"{OTHER}"'
+NO = "No User entity has "
+USER_ID = "userIdMatchingUserEntityAnnotation"
+USERNAME = "usernameMatchingUserEntityAnnotation"
+ACCOUNT_ID = "accountIdMatchingUserEntityAnnotation"
+EMAIL = "emailMatchingUserEntityProfileEmail"
+LOCAL_PART = "emailLocalPartMatchingUserEntityName"
+
+
+def profile(**changes: Any) -> BitbucketProfile:
+    fields: dict[str, Any] = {
+        "uuid": JANE_UUID,
+        "account_id": "5c65cab48bcc9e016aeece31",
+        "display_name": "Jane Doe",
+        "username": "jdoe",
+        "email": "jane@example.com",
+    }
+    return BitbucketProfile(**{**fields, **changes})
+
+
+def entity(name: str, email: str | None = None, **annotations: str) -> UserEntity:
+    """A User built in code, for catalogs the loader would refuse (two users, one account)."""
+    return UserEntity(
+        kind="User",
+        name=name,
+        namespace="default",
+        annotations=MappingProxyType(annotations),
+        source=Path("people.yaml"),
+        document=1,
+        raw=MappingProxyType({}),
+        display_name=name,
+        email=email,
+    )
+
+
+def claiming(key: str, *values: str) -> list[UserEntity]:
+    """Users that all claim one Bitbucket account through annotation ``key``."""
+    return [entity(f"u{index}", **{key: value}) for index, value in enumerate(values)]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(Path(__file__).parent / "catalogs" / "basic" / "catalog.yaml")
+
+
+def run(spec: Any, who: BitbucketProfile, catalog: Catalog) -> Identity:
+    return build_resolver(spec)(who, catalog)
+
+
+# --- matches --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "who"),
+    [
+        (USER_ID, profile()),
+        ("bitbucketUserIdSignInResolver", profile()),
+        (USER_ID, profile(uuid=JANE_UUID.upper())),
+        (USER_ID, profile(uuid=JANE_UUID.strip("{}"))),
+        (USERNAME, profile(uuid="{00000000-0000-0000-0000-000000000000}")),
+        ("bitbucketUsernameSignInResolver", profile(username="JDoe")),
+        (ACCOUNT_ID, profile()),
+        (EMAIL, profile(email="Jane@Example.com")),
+        (EMAIL, profile(email="jane+backstage@example.com")),
+        (LOCAL_PART, profile(email="jdoe@anywhere.test")),
+        (
+            {"resolver": LOCAL_PART, "allowedDomains": ["Example.com"]},
+            profile(email="jdoe@EXAMPLE.com"),
+        ),
+    ],
+)
+def test_resolvers_find_jane(spec: Any, who: BitbucketProfile, catalog: Catalog) -> None:
+    identity = run(spec, who, catalog)
+    assert identity.user_entity_ref == "user:default/jdoe"
+    assert identity.ownership_entity_refs == ("group:default/team-a", "user:default/jdoe")
+    assert identity.entity is catalog.users[0]
+    assert identity.display_name == "Jane Doe"
+
+
+def test_plus_tag_is_tried_only_when_the_full_address_is_unknown() -> None:
+    tagged, plain = entity("tagged", "jane+x@example.com"), entity("plain", "jane@example.com")
+    catalog = Catalog([tagged, plain])
+    assert run(EMAIL, profile(email="jane+x@example.com"), catalog).entity is tagged
+    assert run(EMAIL, profile(email="jane+y@example.com"), catalog).entity is plain
+
+
+def test_local_part_lookup_is_in_the_default_namespace(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError):
+        run(LOCAL_PART, profile(email="carol@example.com"), catalog)  # carol is in namespace ops
+
+
+# --- no match: NotFoundError, so the chain moves on ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "who", "message"),
+    [
+        (USER_ID, profile(uuid=OTHER), f"{NO}annotation bitbucket.org/user-id {OTHER_QUOTED}"),
+        (
+            USER_ID,
+            profile(uuid=OTHER.strip("{}")),
+            f"{NO}annotation bitbucket.org/user-id {OTHER_QUOTED}",
+        ),
+        (USERNAME, profile(username="nobody"), NO + 'annotation bitbucket.org/username "nobody"'),
+        (ACCOUNT_ID, profile(account_id="x"), NO + 'annotation bitbucket.org/account-id "x"'),
+        (
+            EMAIL,
+            profile(email="nobody+x@example.com"),
+            NO + 'spec.profile.email "nobody+x@example.com"',
+        ),
+        (
+            LOCAL_PART,
+            profile(email="nobody@example.com"),
+            'No User entity named "nobody" in namespace default',
+        ),
+    ],
+)
+def test_no_match_is_not_found(
+    spec: str, who: BitbucketProfile, message: str, catalog: Catalog
+) -> None:
+    with pytest.raises(NotFoundError) as info:
+        run(spec, who, catalog)
+    assert type(info.value) is NotFoundError
+    assert info.value.message == message
+    assert info.value.status == 403
+
+
+# --- profile without the field ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "who", "message"),
+    [
+        (USER_ID, profile(uuid=""), "Bitbucket user profile does not contain an ID"),
+        (USERNAME, profile(username=None), "Bitbucket user profile does not contain a Username"),
+        (
+            ACCOUNT_ID,
+            profile(account_id=None),
+            "Bitbucket user profile does not contain an account ID",
+        ),
+        (EMAIL, profile(email=None), "Login failed, user profile does not contain an email"),
+        (LOCAL_PART, profile(email=None), "Login failed, user profile does not contain an email"),
+    ],
+)
+def test_missing_profile_field_is_not_found(
+    spec: str, who: BitbucketProfile, message: str, catalog: Catalog
+) -> None:
+    with pytest.raises(NotFoundError, match=f"^{message}$"):
+        run(spec, who, catalog)
+
+
+# --- several matches: conflict ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "users"),
+    [
+        (USER_ID, claiming("bitbucket.org/user-id", JANE_UUID, JANE_UUID.upper())),
+        (USERNAME, claiming("bitbucket.org/username", "jdoe", "JDOE")),
+        (ACCOUNT_ID, claiming("bitbucket.org/account-id", *["5c65cab48bcc9e016aeece31"] * 2)),
+        (EMAIL, [entity("a", "jane@example.com"), entity("b", "JANE@example.com")]),
+    ],
+)
+def test_several_matches_conflict(spec: str, users: list[UserEntity]) -> None:
+    with pytest.raises(ConflictError, match=r"^User lookup resulted in multiple matches$"):
+        run(spec, profile(), Catalog(users))
+
+
+# --- allowedDomains -------------------------------------------------------------------------
+
+
+def test_local_part_refuses_other_domains(catalog: Catalog) -> None:
+    spec = {"resolver": LOCAL_PART, "allowedDomains": ["example.com"]}
+    for email in ("jdoe@evil.test", "jdoe@example.com.evil.test", "jdoe"):
+        with pytest.raises(SignInError) as info:
+            run(spec, profile(email=email), catalog)
+        assert not isinstance(info.value, NotFoundError)
+        assert info.value.message == "Sign-in user email is not from an allowed domain"
+        assert info.value.status == 403
+
+
+# --- dangerouslyAllowSignInWithoutUserInCatalog ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "who", "ref"),
+    [
+        (USER_ID, profile(uuid=OTHER.upper()), "user:default/" + OTHER.strip("{}")),
+        (USERNAME, profile(username="New.User"), "user:default/new.user"),
+        (ACCOUNT_ID, profile(account_id="712020:2f4b-99"), "user:default/712020-2f4b-99"),
+        (EMAIL, profile(email="new+tag@example.com"), "user:default/new-tag-example.com"),
+        (LOCAL_PART, profile(email="new.user@example.com"), "user:default/new.user"),
+    ],
+)
+def test_dangerous_option_signs_in_without_a_user(
+    spec: str, who: BitbucketProfile, ref: str, catalog: Catalog
+) -> None:
+    identity = run(
+        {"resolver": spec, "dangerouslyAllowSignInWithoutUserInCatalog": True}, who, catalog
+    )
+    assert identity == Identity(ref, (ref,), None)
+    assert identity.display_name == ref.partition("/")[2]
+
+
+def test_dangerous_option_still_prefers_the_catalog(catalog: Catalog) -> None:
+    spec = {"resolver": USER_ID, "dangerouslyAllowSignInWithoutUserInCatalog": True}
+    assert run(spec, profile(), catalog).entity is catalog.users[0]
+
+
+@pytest.mark.parametrize("username", ["_jdoe", "-x", "a" * 64, "jdoe."])
+def test_dangerous_option_refuses_names_that_are_not_entity_names(
+    username: str, catalog: Catalog
+) -> None:
+    spec = {"resolver": USERNAME, "dangerouslyAllowSignInWithoutUserInCatalog": True}
+    with pytest.raises(NotFoundError, match="is not a valid entity name"):
+        run(spec, profile(username=username), catalog)
+
+
+def test_dangerous_option_respects_allowed_domains(catalog: Catalog) -> None:
+    spec = {
+        "resolver": LOCAL_PART,
+        "allowedDomains": ["example.com"],
+        "dangerouslyAllowSignInWithoutUserInCatalog": True,
+    }
+    with pytest.raises(SignInError, match="allowed domain"):
+        run(spec, profile(email="new@evil.test"), catalog)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("githubResolver", "Sign-in resolver 'githubResolver' is not available"),
+        ({"resolver": "nope"}, "Sign-in resolver 'nope' is not available"),
+        (
+            {"resolver": USER_ID, "allowedDomains": ["a"]},
+            f"Sign-in resolver '{USER_ID}': unknown option 'allowedDomains'",
+        ),
+        (
+            {"resolver": EMAIL, "colour": "red"},
+            f"Sign-in resolver '{EMAIL}': unknown option 'colour'",
+        ),
+        (
+            {"resolver": USER_ID, "dangerouslyAllowSignInWithoutUserInCatalog": "yes"},
+            "option 'dangerouslyAllowSignInWithoutUserInCatalog' must be true or false",
+        ),
+        (
+            {"resolver": LOCAL_PART, "allowedDomains": "example.com"},
+            "option 'allowedDomains' must be a list of domains",
+        ),
+        (
+            {"resolver": LOCAL_PART, "allowedDomains": [1]},
+            "option 'allowedDomains' must be a list of domains",
+        ),
+        ({"name": USER_ID}, "has no 'resolver' name"),
+        (42, "is not a name, a mapping or a callable"),
+    ],
+)
+def test_configuration_errors(spec: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_resolver(spec)
+    assert message in str(info.value)
+
+
+def test_callables_are_used_as_they_are() -> None:
+    def custom(who: BitbucketProfile, catalog: Catalog) -> Identity:
+        raise NotFoundError("never")
+
+    assert build_resolver(custom) is custom
+
+
+def test_build_chain_keeps_the_order_and_refuses_empty() -> None:
+    chain = build_chain([USERNAME, {"resolver": EMAIL}])
+    assert [getattr(r, "name", None) for r in chain] == [USERNAME, EMAIL]
+    with pytest.raises(ConfigError, match="At least one sign-in resolver"):
+        build_chain([])
+
+
+def test_register_resolver(catalog: Catalog) -> None:
+    def by_nickname(options: Any) -> Resolver:
+        def resolver(who: BitbucketProfile, catalog: Catalog) -> Identity:
+            user = catalog.user_by_name(options["prefix"] + (who.nickname or ""))
+            if user is None:
+                raise NotFoundError("no such nickname")
+            return identity_for(catalog, user)
+
+        return resolver
+
+    register_resolver("testNicknameResolver", by_nickname)
+    resolver = build_resolver({"resolver": "testNicknameResolver", "prefix": "j"})
+    assert resolver(profile(nickname="doe"), catalog).user_entity_ref == "user:default/jdoe"
+    with pytest.raises(ConfigError, match="already registered"):
+        register_resolver(USER_ID, by_nickname)
+
+
+# --- the chain ------------------------------------------------------------------------------
+
+
+def test_first_match_wins_and_not_found_moves_on(catalog: Catalog) -> None:
+    chain = build_chain([USERNAME, USER_ID])
+    assert resolve(chain, profile(username=None), catalog).user_entity_ref == "user:default/jdoe"
+    assert resolve(chain, profile(username="bob"), catalog).user_entity_ref == "user:default/jdoe"
+
+
+def test_conflict_and_refusals_stop_the_chain(catalog: Catalog) -> None:
+    calls: list[str] = []
+
+    def spy(who: BitbucketProfile, catalog: Catalog) -> Identity:
+        calls.append(who.uuid)
+        return identity_for(catalog, catalog.users[0])
+
+    two = Catalog([entity("a", "jane@example.com"), entity("b", "jane@example.com")])
+    with pytest.raises(ConflictError):
+        resolve(build_chain([EMAIL, spy]), profile(), two)
+    domains = {"resolver": LOCAL_PART, "allowedDomains": ["example.org"]}
+    with pytest.raises(SignInError, match="allowed domain"):
+        resolve(build_chain([domains, spy]), profile(), catalog)
+    assert calls == []
+
+
+def test_unknown_user_reports_attempts_and_suggestion(catalog: Catalog) -> None:
+    stranger = profile(uuid=OTHER, username=None, email="x@y.z")
+
+    def custom(who: BitbucketProfile, catalog: Catalog) -> Identity:
+        raise NotFoundError("custom says no")
+
+    chain = build_chain([USERNAME, USER_ID, EMAIL, custom])
+    with pytest.raises(UserNotInCatalogError) as info:
+        resolve(chain, stranger, catalog)
+    error = info.value
+    assert isinstance(error, NotFoundError)
+    assert error.message == NOT_IN_CATALOG_MESSAGE == str(error)
+    assert error.message.startswith("Failed to sign-in, unable to resolve user identity.")
+    assert error.status == 403
+    assert error.profile is stranger
+    assert error.attempts == (
+        (USERNAME, "Bitbucket user profile does not contain a Username"),
+        (USER_ID, f"{NO}annotation bitbucket.org/user-id {OTHER_QUOTED}"),
+        (EMAIL, NO + 'spec.profile.email "x@y.z"'),
+        ("custom", "custom says no"),
+    )
+    # the username resolver cannot match this profile: the suggestion is the user-id's
+    assert error.suggestion == (
+        f"metadata:\n  annotations:\n    bitbucket.org/user-id: {OTHER_QUOTED}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "suggestion"),
+    [
+        (EMAIL, 'spec:\n  profile:\n    email: "x+y@y.z"'),
+        (LOCAL_PART, 'metadata:\n  name: "x+y"'),
+        (ACCOUNT_ID, 'metadata:\n  annotations:\n    bitbucket.org/account-id: "acc"'),
+    ],
+)
+def test_suggestion_follows_the_first_resolver(
+    spec: str, suggestion: str, catalog: Catalog
+) -> None:
+    with pytest.raises(UserNotInCatalogError) as info:
+        resolve(
+            build_chain([spec, USER_ID]),
+            profile(uuid=OTHER, email="x+y@y.z", account_id="acc"),
+            catalog,
+        )
+    assert info.value.suggestion == suggestion
+
+
+def test_custom_chain_only_gets_a_generic_suggestion(catalog: Catalog) -> None:
+    def custom(who: BitbucketProfile, catalog: Catalog) -> Identity:
+        raise NotFoundError("no")
+
+    with pytest.raises(UserNotInCatalogError) as info:
+        resolve([custom], profile(), catalog)
+    assert "User entity" in info.value.suggestion
+
+
+def test_identity_for_custom_resolvers(catalog: Catalog) -> None:
+    bob = catalog.users[1]
+    assert identity_for(catalog, bob) == Identity(
+        "user:default/bob.smith", ("group:default/team-b", "user:default/bob.smith"), bob
+    )
