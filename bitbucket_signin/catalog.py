@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import stat
 import threading
 import time
@@ -35,6 +36,8 @@ __all__ = [
     "CatalogStore",
     "GroupEntity",
     "UserEntity",
+    "annotation_value_key",
+    "is_valid_name",
     "load_catalog",
 ]
 
@@ -568,13 +571,21 @@ def _unbrace(value: str) -> str:
 
 
 def _quote(value: Any) -> str:
-    """A value for a message: quoted, escaped, short."""
-    text = value if isinstance(value, str) else repr(value)
+    """A value for a message: quoted, escaped, short (even for a YAML alias bomb)."""
+    text = value if isinstance(value, str) else reprlib.repr(value)
     return json.dumps(text if len(text) <= 80 else text[:77] + "...", ensure_ascii=False)
 
 
 def _type_name(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", type(None): "null"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }
     return names.get(type(value), f"a {type(value).__name__}")
 
 

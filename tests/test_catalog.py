@@ -234,7 +234,11 @@ ENTITY_ERRORS: list[tuple[str, dict[str, Any], str]] = [
         {"apiVersion": V1, "kind": "User", "metadata": {}},
         "User (document 1): metadata.name is required",
     ),
-    ("name not a string", user(12), "User (document 1): metadata.name must be a string, not a int"),
+    (
+        "name not a string",
+        user(12),
+        "User (document 1): metadata.name must be a string, not an integer",
+    ),
     (
         "bad namespace",
         user(namespace="Ops"),
@@ -400,13 +404,30 @@ def test_yaml_syntax_and_unsafe_tags_are_refused(tmp_path: Path, text: str, expe
         ('{"kind": ', "catalog.json: invalid JSON: "),
         ("[" * 100000, "catalog.json: invalid JSON: "),
         ('{"items": {"kind": "User"}}', 'catalog.json: "items" must be a list of entities'),
-        ("[1]", "catalog.json: document 1: is not a mapping but a int"),
+        ("[1]", "catalog.json: document 1: is not a mapping but an integer"),
     ],
 )
 def test_json_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "catalog.json"
     path.write_text(text, encoding="utf-8")
     assert catalog_error(path).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "entity",
+    [
+        "kind: User\napiVersion: *a9",
+        "kind: Location\napiVersion: backstage.io/v1alpha1\nmetadata: {name: x}\n"
+        "spec: {targets: [*a9]}",
+    ],
+)
+def test_alias_bomb_does_not_explode(tmp_path: Path, entity: str) -> None:
+    """Ten levels of ten aliases: 10**10 strings if anything expanded them."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    message = catalog_error(write(tmp_path / "catalog.yaml", "\n".join([*lines, entity])))
+    assert message.startswith("catalog.yaml: ")
+    assert len(message) < 300
 
 
 def test_non_utf8_is_refused(tmp_path: Path) -> None:
