@@ -109,7 +109,16 @@ class GroupEntity(_Entity):
 class Catalog:
     """The users and groups of one load, indexed for constant-time lookups. Read-only."""
 
-    __slots__ = ("_by_annotation", "_by_email", "_by_ref", "files", "groups", "users", "warnings")
+    __slots__ = (
+        "_by_annotation",
+        "_by_email",
+        "_by_ref",
+        "_ownership",
+        "files",
+        "groups",
+        "users",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -124,6 +133,7 @@ class Catalog:
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self._by_ref = {user.ref: user for user in self.users}
+        self._ownership = {user.ref: _ownership(user) for user in self.users}
         by_annotation: defaultdict[tuple[str, str], list[UserEntity]] = defaultdict(list)
         by_email: defaultdict[str, list[UserEntity]] = defaultdict(list)
         for user in self.users:
@@ -152,7 +162,11 @@ class Catalog:
 
     def ownership_refs(self, user: UserEntity) -> tuple[str, ...]:
         """The user's own ref and the refs of all its groups, sorted."""
-        return tuple(sorted({user.ref, *user.member_of}))
+        return self._ownership.get(user.ref) or _ownership(user)
+
+
+def _ownership(user: UserEntity) -> tuple[str, ...]:
+    return tuple(sorted({user.ref, *user.member_of}))
 
 
 def load_catalog(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Catalog:
@@ -198,22 +212,22 @@ class CatalogStore:
         if self._clock() < self._next_check or not self._lock.acquire(blocking=False):
             return catalog
         try:
-            return self._refresh(catalog)
+            self._refresh()
         finally:
             self._lock.release()
+        return self._catalog or catalog
 
-    def _refresh(self, catalog: Catalog) -> Catalog:
+    def _refresh(self) -> None:
         """With the lock held: reload if a file changed since the last attempt."""
         if self._clock() < self._next_check:
-            return catalog
+            return
         self._next_check = self._clock() + self.check_interval
         if all(_stamp(path) == seen for path, seen in self._stamps.items()):
-            return catalog
+            return
         try:
-            return self._reload()
+            self._reload()
         except CatalogError as error:
             self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
-            return catalog
 
     def _reload(self) -> Catalog:
         loader = _Loader(self.path, self._max_bytes)
