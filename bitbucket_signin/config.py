@@ -212,7 +212,8 @@ def _check_secret_key(config: Mapping[str, Any]) -> None:
     relaxed = config.get("TESTING") or config.get("DEBUG")
     if size < MIN_SECRET_KEY_BYTES and not relaxed:
         raise ConfigError(
-            f"SECRET_KEY is too short ({size} bytes): use at least {MIN_SECRET_KEY_BYTES} random bytes"
+            f"SECRET_KEY is too short ({size} bytes): "
+            f"use at least {MIN_SECRET_KEY_BYTES} random bytes"
         )
 
 

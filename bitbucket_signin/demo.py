@@ -7,15 +7,24 @@ from typing import Any
 
 from flask import Flask, render_template
 from flask_login import login_required
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extension import BitbucketSignIn, get_state
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Configured from ``FLASK_*`` environment variables, then ``config``."""
+    """Configured from ``FLASK_*`` environment variables, then ``config``.
+
+    ``PROXY_FIX`` (``FLASK_PROXY_FIX=1``) is how many proxies in front set X-Forwarded-*.
+    """
     app = Flask(__name__)
     app.config.from_prefixed_env()
     app.config.update(config or {})
+    proxies = int(app.config.get("PROXY_FIX") or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     BitbucketSignIn(app)
 
     @app.get("/")

@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import SignInError
 
 PROVIDER = "bitbucket"
-TOKEN_CALL = "token exchange"
+TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
 
 
 class _HideCodeVerifier(logging.Filter):

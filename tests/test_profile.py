@@ -97,7 +97,10 @@ def test_session_copy_keeps_only_workspaces_that_matter() -> None:
     profile = profile_from_api(
         USER,
         [],
-        [{"workspace": {"slug": "acme", "uuid": "{a}"}}, {"workspace": {"slug": "b", "uuid": "{b}"}}],
+        [
+            {"workspace": {"slug": "acme", "uuid": "{a}"}},
+            {"workspace": {"slug": "b", "uuid": "{b}"}},
+        ],
     )
     assert for_session(profile, frozenset()).workspaces is None
     kept = for_session(profile, frozenset({"acme"})).workspaces

@@ -120,7 +120,10 @@ class TestResolvers:
     def test_allowed_domains_refuses_other_domains(
         self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
     ) -> None:
-        resolver = {"resolver": "emailLocalPartMatchingUserEntityName", "allowedDomains": ["x.test"]}
+        resolver = {
+            "resolver": "emailLocalPartMatchingUserEntityName",
+            "allowedDomains": ["x.test"],
+        }
         app = make_app(BITBUCKET_SIGNIN_RESOLVERS=[resolver])
         with serve(app) as url:
             response = sign_in(http, url, bitbucket.url, OMAR)
@@ -218,7 +221,9 @@ class TestLiveCatalog:
     ) -> None:
         assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
         assert home_page(http, live_app).status_code == 200
-        text = catalog_file.read_text().replace('"768F8C62-7F2A-4914-BF33-3F412FC1D3A4"', '"{00000000-0000-4000-8000-000000000000}"')
+        text = catalog_file.read_text().replace(
+            '"768F8C62-7F2A-4914-BF33-3F412FC1D3A4"', '"{00000000-0000-4000-8000-000000000000}"'
+        )
         touch_later(catalog_file, text)
         time.sleep(0.2)
         assert home_page(http, live_app).status_code == 302
@@ -270,8 +275,16 @@ class TestBitbucketFailures:
             ("token", {"status": 500}, 502),
             ("token", {"status": 503}, 503),
             ("token", {"status": 429}, 503),
-            ("token", {"status": 200, "body": '{"access_tok', "content_type": "application/json"}, 502),
-            ("token", {"status": 200, "body": "<html>oops</html>", "content_type": "text/html"}, 502),
+            (
+                "token",
+                {"status": 200, "body": '{"access_tok', "content_type": "application/json"},
+                502,
+            ),
+            (
+                "token",
+                {"status": 200, "body": "<html>oops</html>", "content_type": "text/html"},
+                502,
+            ),
             ("token", {"hang": True}, 504),
             ("user", {"status": 500}, 502),
             ("user", {"status": 401}, 502),
