@@ -1,0 +1,95 @@
+"""Command line: serve the emulator on one port until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from werkzeug.serving import make_server
+
+from .accounts import AccountsError, load_accounts
+from .app import create_app
+from .faults import ENDPOINTS, Fault, FaultError, parse_fault_spec
+
+FAULT_HELP = f"""\
+fault SPEC syntax: ENDPOINT:key=value[,key=value...]
+  ENDPOINT  one of {", ".join(ENDPOINTS)}, or * for all
+  status=N        answer HTTP status N (Bitbucket-style error body)
+  latency=S       add S seconds (at most 60)
+  hang=true|S     stall 30 s (or S s) before answering; ends early when faults are cleared
+  times=N         apply to the next N calls only
+  content_type=T  content type of body
+  body=TEXT       raw response body (must come last; may contain commas)
+examples: --fault token:status=503  --fault 'user:latency=0.5,times=2'
+          --fault 'token:status=200,body={{"access_tok'
+faults can be changed at run time: PUT/DELETE /_emulator/faults/ENDPOINT"""
+
+
+def _fault(spec: str) -> tuple[str, Fault]:
+    try:
+        return parse_fault_spec(spec)
+    except FaultError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bitbucket_signin.emulator",
+        description="Serve a local Bitbucket Cloud emulator (OAuth 2.0 and the 2.0 user API).",
+        epilog=FAULT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=7008, help="port to listen on (0: any)")
+    parser.add_argument("--accounts", required=True, help="YAML or JSON accounts file")
+    parser.add_argument(
+        "--generate-accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N synthetic accounts user0001... (deterministic ids)",
+    )
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault at start (see below); repeatable",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator; 2 for a bad accounts file or arguments, 1 if it cannot listen."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_accounts(args.accounts, generate=max(args.generate_accounts, 0))
+    except AccountsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = make_server(
+            args.host, args.port, create_app(config, dict(args.fault)), threaded=True
+        )
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(
+        f"Bitbucket emulator on http://{args.host}:{server.server_port} "
+        f"({len(config.consumers)} consumers, {len(config.accounts)} accounts)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
