@@ -151,7 +151,7 @@ def config_from_dict(data: Any, *, source: str = "<config>", generate: int = 0) 
     raw_accounts = [*checker.items(data, "accounts", required=False), *generated_accounts(generate)]
     config = EmulatorConfig(
         consumers=_unique(
-            checker, "consumer", "key", [checker.consumer(i, c) for i, c in consumers]
+            checker, "consumer", "key", [checker.consumer(i, c) for i, c in enumerate(consumers, 1)]
         ),
         accounts=tuple(checker.account(i, a) for i, a in enumerate(raw_accounts, 1)),
         source=source,
@@ -184,13 +184,13 @@ class _Checker:
     def error(self, message: str) -> AccountsError:
         return AccountsError(f"accounts file {self.source}: {message}")
 
-    def items(self, data: dict[str, Any], key: str, *, required: bool) -> list[tuple[int, Any]]:
+    def items(self, data: dict[str, Any], key: str, *, required: bool) -> list[Any]:
         value = data.get(key)
         if value is None and not required:
             return []
         if not isinstance(value, list) or (required and not value):
             raise self.error(f"'{key}' must be a non-empty list")
-        return list(enumerate(value, 1))
+        return value
 
     def text(self, entry: Any, what: str, key: str, default: str | None = None) -> str:
         if not isinstance(entry, dict):
