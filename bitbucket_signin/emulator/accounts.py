@@ -251,10 +251,11 @@ class _Checker:
 
     def account(self, index: int, entry: Any) -> Account:
         what = f"account {index}"
+        account_uuid = self.uuid(entry, what)
         display_name = self.text(entry, what, "display_name")
         username = self.optional_text(entry, what, "username")
         return Account(
-            uuid=self.uuid(entry, what),
+            uuid=account_uuid,
             account_id=self.text(entry, what, "account_id"),
             display_name=display_name,
             nickname=self.text(entry, what, "nickname", default=username or display_name),
