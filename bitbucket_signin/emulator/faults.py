@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 ENDPOINTS = ("authorize", "token", "user", "emails", "workspaces")
@@ -160,7 +160,7 @@ class FaultRegistry:
             fault = self._faults.get(name)
             if fault is not None and fault.times is not None:
                 if fault.times > 1:
-                    self._faults[name] = Fault(**{**fault.to_json(), "times": fault.times - 1})
+                    self._faults[name] = replace(fault, times=fault.times - 1)
                 else:
                     del self._faults[name]
             return fault
