@@ -30,9 +30,7 @@ class BitbucketSignIn:
     mappings); when given, they replace ``BITBUCKET_SIGNIN_RESOLVERS``.
     """
 
-    def __init__(
-        self, app: Flask | None = None, *, resolvers: Sequence[Any] | None = None
-    ) -> None:
+    def __init__(self, app: Flask | None = None, *, resolvers: Sequence[Any] | None = None) -> None:
         self.custom_resolvers = resolvers
         if app is not None:
             self.init_app(app)
@@ -100,4 +98,3 @@ def get_state(app: Flask | None = None) -> SignInState:
     target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
     state: SignInState = target.extensions[EXTENSION_NAME]
     return state
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -18,8 +17,8 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, logout_user
 from flask.typing import ResponseReturnValue
+from flask_login import current_user, logout_user
 
 from .client import UpstreamError
 from .config import Settings

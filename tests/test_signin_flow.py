@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -166,12 +167,10 @@ class TestRefusals:
         authorize_url = start_sign_in(http, live_app)
         page = requests.get(authorize_url, timeout=5)
         assert "Deny" in page.text
-        fields = dict(
-            requests.utils.parse_qsl(authorize_url.split("?", 1)[1])  # type: ignore[attr-defined]
-        )
+        fields = dict(parse_qsl(urlsplit(authorize_url).query))
         denied = requests.post(
             authorize_url.split("?", 1)[0],
-            data={**fields, "decision": "deny"},
+            data={**fields, "action": "deny"},
             allow_redirects=False,
             timeout=5,
         )
