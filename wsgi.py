@@ -1,5 +1,9 @@
 """The app for ``gunicorn wsgi:app``, configured from ``FLASK_*`` environment variables."""
 
+from bitbucket_signin import ConfigError
 from bitbucket_signin.demo import create_app
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as error:
+    raise SystemExit(f"bitbucket-signin: {error}") from None

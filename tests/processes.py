@@ -1,0 +1,112 @@
+"""The emulator and the app as real processes (gunicorn with several workers), on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from .support import CLIENT_ID, CLIENT_SECRET, SECRET_KEY
+
+ROOT = Path(__file__).parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1, allow_redirects=False).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up within {seconds} s")
+
+
+@contextmanager
+def running(command: list[str], health_url: str, env: Mapping[str, str]) -> Iterator[None]:
+    """Run ``command`` until the block ends; it must answer ``health_url`` first."""
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    try:
+        wait_until_up(health_url, process)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def emulator_process(accounts: Path, *arguments: str) -> Iterator[str]:
+    """``python -m bitbucket_signin.emulator`` on a free port; yields its URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [
+        sys.executable,
+        "-m",
+        "bitbucket_signin.emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        url.rsplit(":", 1)[1],
+        "--accounts",
+        str(accounts),
+        *arguments,
+    ]
+    with running(command, f"{url}/_emulator/health", {}):
+        yield url
+
+
+def app_environment(emulator_url: str, catalog: Path, **settings: str) -> dict[str, str]:
+    """``FLASK_*`` variables for ``wsgi:app`` against the emulator; ``settings`` add more."""
+    environment = {
+        "FLASK_SECRET_KEY": SECRET_KEY,
+        "FLASK_BITBUCKET_CLIENT_ID": CLIENT_ID,
+        "FLASK_BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
+        "FLASK_BITBUCKET_CATALOG": str(catalog),
+        "FLASK_BITBUCKET_AUTHORIZE_URL": f"{emulator_url}/site/oauth2/authorize",
+        "FLASK_BITBUCKET_TOKEN_URL": f"{emulator_url}/site/oauth2/access_token",
+        "FLASK_BITBUCKET_API_BASE_URL": f"{emulator_url}/2.0",
+    }
+    environment.update({f"FLASK_BITBUCKET_{key}": value for key, value in settings.items()})
+    return environment
+
+
+@contextmanager
+def gunicorn_app(environment: Mapping[str, str], workers: int = 3) -> Iterator[str]:
+    """``gunicorn wsgi:app`` with several workers on a free port; yields its URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [
+        str(BIN / "gunicorn"),
+        "--workers",
+        str(workers),
+        "--threads",
+        "4",
+        "--bind",
+        url.removeprefix("http://"),
+        "--graceful-timeout",
+        "5",
+        "wsgi:app",
+    ]
+    with running(command, f"{url}/signin", environment):
+        yield url
