@@ -210,6 +210,16 @@ class TestRefusals:
         assert "Jane Doe" in home_page(http, live_app).text
 
 
+    def test_only_the_newest_unfinished_sign_ins_are_kept(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> None:
+        authorize_urls = [start_sign_in(http, live_app) for _ in range(5)]
+        oldest = grant_at_emulator(bitbucket.url, authorize_urls[0], JANE)
+        newest = grant_at_emulator(bitbucket.url, authorize_urls[-1], JANE)
+        assert http.get(oldest, allow_redirects=False).status_code == 400
+        assert http.get(newest, allow_redirects=False).status_code == 302
+
+
 class TestLiveCatalog:
     def test_removal_from_catalog_signs_out(
         self,
