@@ -47,6 +47,8 @@ def install_security(app: Flask, settings: Settings) -> None:
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if settings.callback_url and settings.callback_url.startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
     if type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = HttpsAwareSessionInterface()
     app.jinja_env.globals["bitbucket_signin_csrf_token"] = csrf_token

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, session
+from flask import Flask, current_app, session
 from flask_login import UserMixin, login_user
 
 from .errors import SignInError
@@ -70,7 +70,13 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
 
 
 def start_session(state: SignInState, identity: Identity, profile: BitbucketProfile) -> CatalogUser:
-    """Replace whatever the session held with a fresh signed-in session (no fixation)."""
+    """Replace whatever the session held with a fresh signed-in session (no fixation).
+
+    A server-side session store (Flask-Session) also gets a new session id.
+    """
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if regenerate is not None:
+        regenerate(session)
     session.clear()
     kept = for_session(profile, state.settings.allowed_workspaces)
     session[PROFILE_KEY] = kept.to_dict()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project into it; with --test also the test tools and Chromium.
+# Creates .venv and installs the project into it; with --test also the test tools,
+# Chromium and redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +11,15 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ "${1:-}" = "--test" ]; then
   .venv/bin/python -m pip install --quiet -e ".[test]"
-  if [ ! -x /usr/bin/chromium ]; then
-    echo "Installing Chromium from Debian's packages for the browser tests"
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)          # the browser tests
+  command -v redis-server >/dev/null || missing+=(redis-server)  # the session-store tests
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing ${missing[*]} from Debian's packages"
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 else
   .venv/bin/python -m pip install --quiet -e .

@@ -14,6 +14,7 @@ from flask import Flask
 from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer, load_accounts
 
+from .processes import redis_process
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, serve
 
 
@@ -21,6 +22,13 @@ from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, serve
 def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer(load_accounts(DATA / "accounts.yaml")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real ``redis-server`` for the server-side session tests."""
+    with redis_process() as url:
+        yield url
 
 
 @pytest.fixture

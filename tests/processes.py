@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,26 +27,41 @@ def free_port() -> int:
         return port
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+def http_answers(url: str) -> Callable[[], bool]:
+    """A check that ``url`` answers below 500."""
+
+    def check() -> bool:
+        try:
+            return requests.get(url, timeout=1, allow_redirects=False).status_code < 500
+        except requests.ConnectionError:
+            return False
+
+    return check
+
+
+def wait_until_up(
+    is_up: Callable[[], bool], process: subprocess.Popen[bytes], seconds: float = 20
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=1, allow_redirects=False).status_code < 500:
-                return
-        except requests.ConnectionError:
-            pass
+        if is_up():
+            return
         time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up within {seconds} s")
+    raise TimeoutError(f"{process.args!r} did not come up within {seconds} s")
 
 
 @contextmanager
-def running(command: list[str], health_url: str, env: Mapping[str, str]) -> Iterator[None]:
-    """Run ``command`` until the block ends; it must answer ``health_url`` first."""
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+def running(
+    command: list[str], is_up: Callable[[], bool], env: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Run ``command`` until the block ends; ``is_up`` must say so first."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True
+    )
     try:
-        wait_until_up(health_url, process)
+        wait_until_up(is_up, process)
         yield
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -73,7 +88,7 @@ def emulator_process(accounts: Path, *arguments: str) -> Iterator[str]:
         str(accounts),
         *arguments,
     ]
-    with running(command, f"{url}/_emulator/health", {}):
+    with running(command, http_answers(f"{url}/_emulator/health")):
         yield url
 
 
@@ -108,5 +123,25 @@ def gunicorn_app(environment: Mapping[str, str], workers: int = 3) -> Iterator[s
         "5",
         "wsgi:app",
     ]
-    with running(command, f"{url}/signin", environment):
+    with running(command, http_answers(f"{url}/signin"), environment):
         yield url
+
+
+@contextmanager
+def redis_process() -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free loopback port, no persistence; yields its URL."""
+    import redis
+
+    port = free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no"]
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    with running(command, answers):
+        yield f"redis://127.0.0.1:{port}/0"
