@@ -59,7 +59,10 @@ class SignInState:
 
     def __init__(self, app: Flask, settings: Settings) -> None:
         self.settings = settings
-        self.resolvers: tuple[Resolver, ...] = build_chain(settings.resolvers)
+        try:
+            self.resolvers: tuple[Resolver, ...] = build_chain(settings.resolvers)
+        except ConfigError as error:
+            raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
         self.catalog_store = CatalogStore(
             settings.catalog_path, check_interval=settings.catalog_check_interval
         )

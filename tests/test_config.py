@@ -139,3 +139,29 @@ auth:
 
     with pytest.raises(ConfigError, match="AUTH_BITBUCKET_CLIENT_SECRET is not set"):
         load_settings(config, environ={"AUTH_BITBUCKET_CLIENT_ID": "x"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"BITBUCKET_SIGNIN_RESOLVERS": "nosuchResolver"},
+            "BITBUCKET_SIGNIN_RESOLVERS: Sign-in resolver 'nosuchResolver' is not available",
+        ),
+        (
+            {
+                "BITBUCKET_SIGNIN_RESOLVERS": [
+                    {"resolver": "emailMatchingUserEntityProfileEmail", "x": 1}
+                ]
+            },
+            "BITBUCKET_SIGNIN_RESOLVERS: Sign-in resolver "
+            "'emailMatchingUserEntityProfileEmail': unknown option 'x'",
+        ),
+    ],
+)
+def test_app_refuses_bad_resolvers_at_start_up(changes: dict[str, Any], message: str) -> None:
+    from bitbucket_signin.demo import create_app
+
+    with pytest.raises(ConfigError) as raised:
+        create_app({**BASE, **changes})
+    assert str(raised.value) == message
