@@ -24,4 +24,4 @@ export FLASK_BITBUCKET_CALLBACK_URL=http://localhost:7007/api/auth/bitbucket/han
 export FLASK_BITBUCKET_PRODUCT_NAME="Acme Developer Portal"
 
 echo "Open http://localhost:7007 and sign in as any example account (Ctrl-C stops the demo)."
-.venv/bin/gunicorn --workers 3 --bind 127.0.0.1:7007 wsgi:app
+.venv/bin/gunicorn --workers 3 --threads 4 --bind 127.0.0.1:7007 wsgi:app
