@@ -202,14 +202,23 @@ def _callback_url(settings: Settings) -> str:
     """The redirect_uri: configured, or derived from a host Flask was told to trust."""
     if settings.callback_url:
         return settings.callback_url
-    trusted = current_app.config.get("TRUSTED_HOSTS") or current_app.config.get("SERVER_NAME")
-    if not trusted and urlsplit(f"//{request.host}").hostname not in LOOPBACK_HOSTS:
+    if not _host_is_trusted(request.host):
         raise SignInError(
             "Sign-in is not set up for this address: the administrator must set "
             "BITBUCKET_CALLBACK_URL (or TRUSTED_HOSTS).",
             status=400,
         )
     return url_for("bitbucket_signin.callback", _external=True)
+
+
+def _host_is_trusted(host: str) -> bool:
+    """Flask itself refuses a Host outside ``TRUSTED_HOSTS``; ``SERVER_NAME`` must match."""
+    if current_app.config.get("TRUSTED_HOSTS"):
+        return True
+    server_name = current_app.config.get("SERVER_NAME")
+    if server_name and host.lower() == str(server_name).lower():
+        return True
+    return urlsplit(f"//{host}").hostname in LOOPBACK_HOSTS
 
 
 def _forget_sign_in(returned_state: str) -> None:

@@ -209,7 +209,6 @@ class TestRefusals:
         assert token_calls(bitbucket) == 1
         assert "Jane Doe" in home_page(http, live_app).text
 
-
     def test_only_the_newest_unfinished_sign_ins_are_kept(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
     ) -> None:
@@ -383,3 +382,28 @@ class TestSessionEndpoints:
         assert response.status_code == 303
         assert response.headers["Location"].endswith("/signin")
         assert home_page(http, live_app).status_code == 302
+
+
+class TestCallbackUrl:
+    @pytest.mark.parametrize(
+        ("config", "host", "status"),
+        [
+            ({}, "evil.test", 400),
+            ({}, "localhost:5000", 302),
+            ({"TRUSTED_HOSTS": ["portal.example.com"]}, "portal.example.com", 302),
+            ({"TRUSTED_HOSTS": ["portal.example.com"]}, "evil.test", 400),
+            ({"SERVER_NAME": "portal.example.com"}, "portal.example.com", 302),
+            ({"SERVER_NAME": "portal.example.com"}, "evil.test", 400),
+        ],
+    )
+    def test_redirect_uri_only_from_trusted_hosts(
+        self, make_app: Callable[..., Flask], config: dict[str, Any], host: str, status: int
+    ) -> None:
+        client = make_app(**config).test_client()
+        response = client.get("/api/auth/bitbucket/start", headers={"Host": host})
+        assert response.status_code == status
+        if status == 302:
+            assert (
+                f"redirect_uri=http%3A%2F%2F{host.replace(':', '%3A')}%2Fapi"
+                in (response.headers["Location"])
+            )
