@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import statistics
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import yaml
 from werkzeug.serving import make_server
+
+from bitbucket_signin.emulator import generated_account
 
 DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
@@ -21,6 +28,7 @@ LI = "{9c2d4e6f-8a1b-4c3d-9e5f-7a6b5c4d3e2f}"
 OMAR = "{1f0e3a57-2c4b-4f1e-8d2a-6a3b9c7d5e21}"
 MANI = "{2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d}"
 VAL = "{0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a}"
+_YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @contextmanager
@@ -64,3 +72,85 @@ def sign_in(
     authorize_url = start_sign_in(http, app_url, next_path)
     callback_url = grant_at_emulator(emulator_url, authorize_url, account)
     return http.get(callback_url, allow_redirects=False, timeout=30)
+
+
+def generated_display_name(i: int) -> str:
+    """The catalog's name for generated account ``i``; Bitbucket calls it ``User 0001``."""
+    return f"Person {i:04d}"
+
+
+def generated_user(i: int, group: str) -> dict[str, Any]:
+    """The catalog User of the emulator's generated account ``i``, matched by its uuid."""
+    account = generated_account(i)
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "User",
+        "metadata": {
+            "name": account["username"],
+            "annotations": {"bitbucket.org/user-id": account["uuid"]},
+        },
+        "spec": {
+            "profile": {
+                "displayName": generated_display_name(i),
+                "email": account["emails"][0]["email"],
+            },
+            "memberOf": [group],
+        },
+    }
+
+
+def write_generated_catalog(
+    folder: Path, count: int, group_of: Callable[[int], str], *, per_file: int = 10_000
+) -> Path:
+    """A catalog of the generated accounts 1…count, user ``i`` in group ``group_of(i)``.
+
+    The users go into files of ``per_file`` named by Locations in ``catalog.yaml`` (a file
+    may hold 20 MB at most), next to the Groups. Each file is replaced whole (see
+    :func:`replace_file`), so rewriting a catalog an app is reading is safe. Returns the
+    path of ``catalog.yaml``.
+    """
+    groups = sorted({group_of(i) for i in range(1, count + 1)})
+    chunks = [
+        range(start, min(start + per_file, count + 1)) for start in range(1, count + 1, per_file)
+    ]
+    targets = [f"users-{number:03d}.yaml" for number in range(1, len(chunks) + 1)]
+    for target, chunk in zip(targets, chunks, strict=True):
+        users = [generated_user(i, group_of(i)) for i in chunk]
+        replace_file(folder / target, yaml.dump_all(users, Dumper=_YAML_DUMPER, sort_keys=False))
+    entities: list[dict[str, Any]] = [
+        {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Group",
+            "metadata": {"name": group},
+            "spec": {"type": "team", "children": []},
+        }
+        for group in groups
+    ]
+    entities.append(
+        {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Location",
+            "metadata": {"name": "generated-users"},
+            "spec": {"targets": targets},
+        }
+    )
+    root = folder / "catalog.yaml"
+    replace_file(root, yaml.dump_all(entities, Dumper=_YAML_DUMPER, sort_keys=False))
+    return root
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``path`` by renaming a new file over it, with a later mtime: readers see all of
+    the old text or all of the new, and a change shows even on coarse clocks."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    mtime = max(time.time_ns(), before + 10**9)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    os.utime(temporary, ns=(mtime, mtime))
+    os.replace(temporary, path)
+
+
+def percentiles(seconds: list[float]) -> str:
+    """``p50 12.3 ms, p95 45.6 ms`` of some durations."""
+    cuts = statistics.quantiles(seconds, n=20, method="inclusive")
+    return f"p50 {statistics.median(seconds) * 1000:.1f} ms, p95 {cuts[18] * 1000:.1f} ms"
