@@ -14,9 +14,10 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import yaml
+from flask import Flask
 from werkzeug.serving import make_server
 
-from bitbucket_signin.emulator import generated_account
+from bitbucket_signin.emulator import EmulatorServer, generated_account
 
 DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
@@ -35,7 +36,9 @@ _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def serve(app: object) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -72,6 +75,65 @@ def sign_in(
     authorize_url = start_sign_in(http, app_url, next_path)
     callback_url = grant_at_emulator(emulator_url, authorize_url, account)
     return http.get(callback_url, allow_redirects=False, timeout=30)
+
+
+def emulator_requests(bitbucket: EmulatorServer) -> list[dict[str, Any]]:
+    """The emulator's request log (OAuth and API calls, never secret values), oldest first."""
+    response = requests.get(f"{bitbucket.url}/_emulator/requests", timeout=5)
+    response.raise_for_status()
+    entries: list[dict[str, Any]] = response.json()["requests"]
+    return entries
+
+
+def token_requests(bitbucket: EmulatorServer) -> list[dict[str, Any]]:
+    """The logged calls of the token endpoint (``grant_type``, ``redirect_uri``, …)."""
+    return [entry for entry in emulator_requests(bitbucket) if entry["endpoint"] == "token"]
+
+
+def token_calls(bitbucket: EmulatorServer) -> int:
+    return len(token_requests(bitbucket))
+
+
+def set_fault(bitbucket: EmulatorServer, endpoint: str, **fault: Any) -> None:
+    response = requests.put(f"{bitbucket.url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
+    response.raise_for_status()
+
+
+def clear_faults(bitbucket: EmulatorServer) -> None:
+    """Remove every fault; requests the emulator holds back (``hang``) answer at once."""
+    requests.delete(f"{bitbucket.url}/_emulator/faults", timeout=5).raise_for_status()
+
+
+def home_page(http: requests.Session, live_app: str) -> requests.Response:
+    return http.get(f"{live_app}/", allow_redirects=False, timeout=10)
+
+
+def csrf_token(page: str) -> str:
+    """The logout form's CSRF token on a signed-in page."""
+    return page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def touch_later(path: Path, text: str) -> None:
+    """Rewrite a catalog file so that its change is seen even within one mtime tick."""
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def session_contents(app: Flask, cookie: str | None) -> dict[str, Any]:
+    """What a signed session cookie holds (Flask signs it; anyone holding it can read it)."""
+    if not cookie:
+        return {}
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    data: dict[str, Any] = serializer.loads(cookie)
+    return data
+
+
+def signed_session(app: Flask, data: dict[str, Any]) -> str:
+    """A session cookie holding ``data``, signed with the app's key (an insider's forgery)."""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    cookie: str = serializer.dumps(data)
+    return cookie
 
 
 def generated_display_name(i: int) -> str:

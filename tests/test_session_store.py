@@ -13,7 +13,7 @@ from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 
-from .support import JANE, serve, sign_in
+from .support import JANE, csrf_token, serve, sign_in
 
 COOKIE = "session"
 
@@ -23,10 +23,6 @@ def redis_app(make_app: Callable[..., Flask], redis_url: str) -> Iterator[str]:
     redis.Redis.from_url(redis_url).flushdb()
     with serve(make_app(SESSION_REDIS_URL=redis_url)) as url:
         yield url
-
-
-def csrf_token(page: str) -> str:
-    return page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
 
 def test_logout_ends_a_copied_session(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,38 +21,16 @@ from .support import (
     MANI,
     OMAR,
     VAL,
+    csrf_token,
     grant_at_emulator,
+    home_page,
     serve,
+    set_fault,
     sign_in,
     start_sign_in,
+    token_calls,
+    touch_later,
 )
-
-
-def emulator_requests(bitbucket: EmulatorServer) -> list[dict[str, Any]]:
-    response = requests.get(f"{bitbucket.url}/_emulator/requests", timeout=5)
-    response.raise_for_status()
-    entries: list[dict[str, Any]] = response.json()["requests"]
-    return entries
-
-
-def token_calls(bitbucket: EmulatorServer) -> int:
-    return sum(1 for entry in emulator_requests(bitbucket) if entry["endpoint"] == "token")
-
-
-def set_fault(bitbucket: EmulatorServer, endpoint: str, **fault: Any) -> None:
-    response = requests.put(f"{bitbucket.url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
-    response.raise_for_status()
-
-
-def home_page(http: requests.Session, live_app: str) -> requests.Response:
-    return http.get(f"{live_app}/", allow_redirects=False, timeout=10)
-
-
-def touch_later(path: Path, text: str) -> None:
-    """Rewrite a catalog file so that its change is seen even within one mtime tick."""
-    path.write_text(text)
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
 
 
 class TestResolvers:
@@ -372,8 +349,7 @@ class TestSessionEndpoints:
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
     ) -> None:
         sign_in(http, live_app, bitbucket.url, JANE)
-        page = home_page(http, live_app).text
-        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        token = csrf_token(home_page(http, live_app).text)
         url = f"{live_app}/api/auth/bitbucket/logout"
         assert http.get(url).status_code == 405
         assert http.post(url, allow_redirects=False).status_code == 400
