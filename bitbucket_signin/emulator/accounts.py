@@ -73,9 +73,11 @@ class Account:
 
     def matches(self, who: str) -> bool:
         """True when ``who`` is this account's uuid (any case, braces optional), id or username."""
-        if who in (self.account_id, self.username):
-            return True
-        return normalize_uuid(who) == self.uuid
+        return self.matches_normalized(who, normalize_uuid(who))
+
+    def matches_normalized(self, who: str, who_uuid: str | None) -> bool:
+        """:meth:`matches` with ``normalize_uuid(who)`` already worked out (once, for many)."""
+        return who_uuid == self.uuid or who in (self.account_id, self.username)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class EmulatorConfig:
 
     def find_account(self, who: str) -> Account | None:
         """The account whose uuid, account_id or username is ``who``."""
-        return next((a for a in self.accounts if a.matches(who)), None)
+        who_uuid = normalize_uuid(who)
+        return next((a for a in self.accounts if a.matches_normalized(who, who_uuid)), None)
 
 
 def normalize_uuid(value: str) -> str | None:
