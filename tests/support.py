@@ -77,6 +77,25 @@ def sign_in(
     return http.get(callback_url, allow_redirects=False, timeout=30)
 
 
+def finish_sign_in(
+    app_url: str,
+    emulator_url: str,
+    start: requests.Response,
+    account: str,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """Grant at the emulator and come back to the app at ``app_url`` (whatever host the
+    redirect_uri names) with the cookie ``start`` set, by hand: Secure or not."""
+    callback = urlsplit(grant_at_emulator(emulator_url, start.headers["Location"], account))
+    return requests.get(
+        f"{app_url}{callback.path}?{callback.query}",
+        headers=headers,
+        cookies={"session": start.cookies["session"]},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 def emulator_requests(bitbucket: EmulatorServer) -> list[dict[str, Any]]:
     """The emulator's request log (OAuth and API calls, never secret values), oldest first."""
     response = requests.get(f"{bitbucket.url}/_emulator/requests", timeout=5)

@@ -52,6 +52,7 @@ def leaked(texts: list[str], secrets: list[str]) -> list[str]:
 
 def log_texts(logs: pytest.LogCaptureFixture) -> list[str]:
     """Each captured record as formatted (message, arguments and any traceback)."""
+    assert any(record.levelno == logging.DEBUG for record in logs.records), "DEBUG not captured"
     return [logs.text, *(record.getMessage() for record in logs.records)]
 
 
