@@ -225,17 +225,24 @@ class CatalogStore:
         if all(_stamp(path) == seen for path, seen in self._stamps.items()):
             return
         try:
-            self._reload()
+            self._reload(previous=self._catalog)
         except CatalogError as error:
             self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
 
-    def _reload(self) -> Catalog:
+    def _reload(self, previous: Catalog | None = None) -> Catalog:
         loader = _Loader(self.path, self._max_bytes)
         try:
             catalog = loader.load()
         finally:
             self._stamps = loader.stamps
             self._next_check = self._clock() + self.check_interval
+        if previous is not None and previous.users and not catalog.users:
+            # Most likely a file caught half-written (truncated, not yet filled): signing
+            # everyone out for it would be worse than waiting for the next change.
+            raise CatalogError(
+                f"{self.path.name}: the catalog now has no users; restart the app "
+                "if that is intended"
+            )
         for warning in catalog.warnings:
             self._logger.warning("catalog: %s", warning)
         self._catalog = catalog

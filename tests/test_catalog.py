@@ -711,6 +711,20 @@ def test_store_keeps_the_last_good_catalog_and_logs_once(
     assert names(catalog_store.current()) == ["fixed"]
 
 
+def test_store_refuses_a_reload_that_loses_every_user(
+    store: tuple[CatalogStore, FakeClock], people: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    catalog_store, clock = store
+    good = catalog_store.current()
+    touch(people, "")  # truncated by a writer that has not written yet
+    clock.now += 10
+    assert catalog_store.current() is good
+    assert "catalog.yaml: the catalog now has no users" in caplog.text
+    touch(people, yaml.safe_dump(user("back")))
+    clock.now += 10
+    assert names(catalog_store.current()) == ["back"]
+
+
 @pytest.mark.parametrize("change", ["delete", "directory"])
 def test_store_survives_a_vanished_file(
     store: tuple[CatalogStore, FakeClock],
