@@ -145,3 +145,15 @@ def redis_process() -> Iterator[str]:
 
     with running(command, answers):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+def run_wsgi(environment: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -c "import wsgi"`` with only ``environment`` (and a PATH): how gunicorn starts."""
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env={**environment, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

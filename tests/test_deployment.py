@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from .processes import app_environment, emulator_process, gunicorn_app
+from .processes import app_environment, emulator_process, gunicorn_app, run_wsgi
 from .support import DATA, JANE, sign_in
 
 
@@ -54,12 +51,6 @@ def test_signin_page_served(deployment: tuple[str, str]) -> None:
     ],
 )
 def test_wsgi_refuses_to_start_with_one_line(environment: dict[str, str], line: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=Path(__file__).parent.parent,
-        env={**environment, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-    )
+    result = run_wsgi(environment)
     assert result.returncode == 1
     assert result.stderr == f"bitbucket-signin: {line}\n"

@@ -148,3 +148,38 @@ def test_every_sign_in_gets_its_own_state_and_verifier(
     states = [query(start_sign_in(http, live_app))["state"] for _ in range(3)]
     verifiers = {pending_sign_in(app, http, state)["code_verifier"] for state in states}
     assert len(set(states)) == len(verifiers) == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("access_denied", 403),
+        ("invalid_request", 400),
+        ("unauthorized_client", 400),
+        ("server_error", 502),
+        ("temporarily_unavailable", 503),
+    ],
+)
+def test_error_callback_is_escaped_and_clears_the_pending_sign_in(
+    http: requests.Session,
+    app: Flask,
+    live_app: str,
+    bitbucket: EmulatorServer,
+    error: str,
+    status: int,
+) -> None:
+    """Row 6: Bitbucket's error comes back with our state and a hostile description: a sign-in
+    page with the right status, the text escaped, no token request, the pending state gone."""
+    state = query(start_sign_in(http, live_app))["state"]
+    script = "<script>alert(document.cookie)</script>"
+    response = http.get(
+        f"{live_app}{CALLBACK}",
+        params={"error": error, "error_description": script, "state": state},
+        allow_redirects=False,
+    )
+    assert response.status_code == status
+    assert "Sign in with Bitbucket" in response.text
+    assert "<script>" not in response.text
+    assert token_calls(bitbucket) == 0
+    assert STATE_PREFIX + state not in session_contents(app, http.cookies.get("session"))
+    assert_anonymous(http, app, live_app)

@@ -1,0 +1,103 @@
+"""Checklist row 15: the app refuses to start without its secrets, with one line naming the
+setting; and the client secret, the tokens and the PKCE verifier never reach a log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from flask import Flask
+
+from bitbucket_signin import ConfigError
+from bitbucket_signin.demo import create_app
+from bitbucket_signin.emulator import EmulatorServer
+
+from ..processes import run_wsgi
+from ..support import JANE, grant_at_emulator, home_page, session_contents, start_sign_in
+from .conftest import leaked, log_texts, secret_values
+
+# Loggers that write request lines (URLs): the only places the spent code may show up.
+ACCESS_LOGGERS = ("werkzeug", "urllib3.connectionpool")
+
+CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "no-secret-key": ({"SECRET_KEY": None}, "SECRET_KEY"),
+    "short-secret-key": ({"SECRET_KEY": "short-key"}, "SECRET_KEY"),
+    "no-client-id": ({"BITBUCKET_CLIENT_ID": None}, "BITBUCKET_CLIENT_ID"),
+    "no-client-secret": ({"BITBUCKET_CLIENT_SECRET": None}, "BITBUCKET_CLIENT_SECRET"),
+    "blank-client-secret": ({"BITBUCKET_CLIENT_SECRET": "   "}, "BITBUCKET_CLIENT_SECRET"),
+    "unknown-resolver": ({"BITBUCKET_SIGNIN_RESOLVERS": "nosuchResolver"}, "nosuchResolver"),
+    "missing-catalog": ({"BITBUCKET_CATALOG": "{tmp}/missing.yaml"}, "BITBUCKET_CATALOG"),
+    "catalog-is-a-folder": ({"BITBUCKET_CATALOG": "{tmp}"}, "BITBUCKET_CATALOG"),
+    "catalog-not-utf8": ({"BITBUCKET_CATALOG": "{tmp}/binary.yaml"}, "binary.yaml"),
+}
+
+
+def case_config(case: str, base: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """The base config with the case's changes (``None`` removes a key)."""
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00kind: User")
+    config = {**base, **CASES[case][0]}
+    return {
+        key: value.format(tmp=tmp_path) if isinstance(value, str) else value
+        for key, value in config.items()
+        if value is not None
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_refuses_to_start_with_one_line_naming_the_setting(
+    app_config: dict[str, Any], tmp_path: Path, case: str
+) -> None:
+    """``create_app`` raises ConfigError, and ``import wsgi`` (gunicorn's way) prints exactly
+    that one line and exits 1; no secret value is echoed."""
+    config = case_config(case, app_config, tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        create_app(config)
+    line = str(raised.value)
+    assert CASES[case][1] in line
+    assert "\n" not in line
+    assert not any(secret in line for secret in ("short-key", app_config["SECRET_KEY"]))
+    assert app_config["BITBUCKET_CLIENT_SECRET"] not in line
+
+    environment = {
+        key.replace("BITBUCKET_", "FLASK_BITBUCKET_", 1): str(value)
+        for key, value in config.items()
+        if key.startswith("BITBUCKET_")
+    }
+    if "SECRET_KEY" in config:
+        environment["FLASK_SECRET_KEY"] = config["SECRET_KEY"]
+    result = run_wsgi(environment)
+    assert result.returncode == 1
+    assert result.stderr == f"bitbucket-signin: {line}\n"
+    assert result.stdout == ""
+
+
+def test_secrets_never_reach_the_logs(
+    http: requests.Session,
+    app: Flask,
+    live_app: str,
+    bitbucket: EmulatorServer,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Every logger at DEBUG (ours, Authlib, urllib3, werkzeug) through a whole sign-in: the
+    client secret (plain and as its Basic header), the access and refresh tokens and the PKCE
+    verifier appear in no record. The authorization code appears only in request lines of
+    access logs, like any URL: it is single use, already spent when logged, and worthless
+    without the client secret and the verifier (see test_state_and_pkce.py)."""
+    authorize_url = start_sign_in(http, live_app)
+    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+    pending = session_contents(app, http.cookies.get("session"))[f"_state_bitbucket_{state}"]
+    verifier = pending["data"]["code_verifier"]
+    callback_url = grant_at_emulator(bitbucket.url, authorize_url, JANE)
+    code = parse_qs(urlsplit(callback_url).query)["code"][0]
+    assert http.get(callback_url, allow_redirects=False).status_code == 302
+    assert home_page(http, live_app).status_code == 200
+
+    assert leaked(log_texts(logs), [*secret_values(bitbucket), verifier]) == []
+    assert len(secret_values(bitbucket)) == 4  # secret, Basic header, access and refresh token
+    code_loggers = {record.name for record in logs.records if code in record.getMessage()}
+    assert code_loggers <= set(ACCESS_LOGGERS)
+    assert logging.getLogger("authlib").getEffectiveLevel() == logging.DEBUG
