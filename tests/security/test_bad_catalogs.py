@@ -1,0 +1,157 @@
+"""Bad catalogs at the application level: at start-up the app refuses with one line naming
+the file and the entity; while running it keeps the last good catalog and logs the problem.
+
+The loader's own cases (messages, hypothesis) are in tests/test_catalog.py; these run the
+same kinds of breakage through ``create_app`` and a live, signed-in app.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+
+from bitbucket_signin import ConfigError
+from bitbucket_signin.catalog import DEFAULT_MAX_BYTES
+from bitbucket_signin.demo import create_app
+from bitbucket_signin.emulator import EmulatorServer
+
+from ..support import DATA, JANE, home_page, serve, sign_in, touch_later
+
+ENTITY = "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n{rest}"
+GOOD_EXTRA = {
+    "extra.yaml": ENTITY.format(kind="Group", name="extra", rest="spec: {type: team}\n"),
+    "extra.json": '{"items": []}',
+}
+JANE_ID = "bitbucket.org/user-id"
+
+
+def user(name: str, annotations: str = "", api: str = "backstage.io/v1alpha1") -> str:
+    rest = f"  annotations: {{{annotations}}}\nspec: {{}}\n" if annotations else "spec: {}\n"
+    return ENTITY.format(kind="User", name=name, rest=rest).replace("backstage.io/v1alpha1", api)
+
+
+def location(target: str) -> str:
+    return ENTITY.format(kind="Location", name="more", rest=f"spec: {{target: {target}}}\n")
+
+
+def write(path: Path, content: str | None) -> None:
+    """Replace ``path`` by ``content``, by a folder (``"<dir>"``), by a file over the size
+    limit (``"<huge>"``), or remove it (``None``)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    if content == "<dir>":
+        path.mkdir()
+    elif content == "<huge>":
+        path.write_bytes(b"#" * (DEFAULT_MAX_BYTES + 1))
+    elif content is not None:
+        touch_later(path, content)
+
+
+# case → (the file to break, its new content, what the message must name)
+CASES: dict[str, tuple[str, str | None, list[str]]] = {
+    "broken-yaml": ("extra.yaml", "kind: User\nmetadata: [oops\n", ["extra.yaml", "invalid YAML"]),
+    "json-syntax": ("extra.json", '{"items": [{"kind": "User",', ["extra.json", "invalid JSON"]),
+    "not-a-mapping": ("extra.yaml", "- just\n- a list\n", ["extra.yaml", "not a mapping"]),
+    "wrong-kind": ("extra.yaml", ENTITY.format(kind="Usr", name="x", rest=""), ['"Usr"']),
+    "wrong-api-version": (
+        "extra.yaml",
+        user("vera", api="backstage.io/v9"),
+        ["vera", "apiVersion"],
+    ),
+    "invalid-name": ("extra.yaml", user("-bad-"), ['User "-bad-"', "not a valid name"]),
+    "duplicate-entity": ("extra.yaml", user("jdoe"), ["duplicate entity user:default/jdoe"]),
+    "claimed-twice": (
+        "extra.yaml",
+        user("impostor", f'{JANE_ID}: "{JANE}"'),
+        ['User "impostor"', "already claimed", '"jdoe"'],
+    ),
+    "location-cycle": ("extra.yaml", location("catalog.yaml"), ["Location cycle"]),
+    "location-outside": ("extra.yaml", location("../outside.yaml"), ["outside the catalog folder"]),
+    "location-missing": ("extra.yaml", location("missing.yaml"), ["missing.yaml", "not found"]),
+    "huge-file": ("extra.yaml", "<huge>", ["extra.yaml", "larger than"]),
+    "python-tag": (
+        "extra.yaml",
+        '!!python/object/apply:os.system ["touch {pwned}"]\n',
+        ["extra.yaml", "python/object"],
+    ),
+    "replaced-by-folder": ("extra.yaml", "<dir>", ["extra.yaml", "is a directory"]),
+    "removed": ("extra.yaml", None, ["extra.yaml", "not found"]),
+}
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Callable[[str], Path]:
+    """A catalog folder: the test catalog naming one more file through a Location."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (tmp_path / "outside.yaml").write_text(user("outsider"))
+
+    def make(extra: str) -> Path:
+        root = folder / "catalog.yaml"
+        root.write_text(f"{(DATA / 'catalog.yaml').read_text()}\n---\n{location(extra)}")
+        write(folder / extra, GOOD_EXTRA[extra])
+        return root
+
+    return make
+
+
+def break_file(root: Path, case: str) -> Path:
+    """Apply the case's breakage; returns the marker a constructed os.system would create."""
+    name, content, _ = CASES[case]
+    pwned = root.parent.parent / "pwned"
+    write(root.parent / name, content.replace("{pwned}", str(pwned)) if content else content)
+    return pwned
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_start_up_refuses_naming_file_and_entity(
+    app_config: dict[str, object], catalog: Callable[[str], Path], case: str
+) -> None:
+    root = catalog(CASES[case][0])
+    pwned = break_file(root, case)
+    with pytest.raises(ConfigError) as raised:
+        create_app({**app_config, "BITBUCKET_CATALOG": str(root)})
+    message = str(raised.value)
+    assert message.startswith("BITBUCKET_CATALOG: ")
+    assert "\n" not in message
+    for fragment in CASES[case][2]:
+        assert fragment in message
+    assert not pwned.exists()
+
+
+@pytest.mark.parametrize("case", [*CASES, "root-removed", "root-replaced-by-folder"])
+def test_running_app_keeps_the_last_good_catalog(
+    make_app: Callable[..., Flask],
+    bitbucket: EmulatorServer,
+    catalog: Callable[[str], Path],
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    """A signed-in person stays signed in, a new sign-in works, and the log says why."""
+    extra = CASES[case][0] if case in CASES else "extra.yaml"
+    root = catalog(extra)
+    with serve(make_app(BITBUCKET_CATALOG=str(root))) as url, requests.Session() as http:
+        assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
+        if case in CASES:
+            pwned = break_file(root, case)
+            expected = CASES[case][2]
+        else:
+            write(root, None if case == "root-removed" else "<dir>")
+            pwned, expected = root.parent / "pwned", ["catalog.yaml"]
+        time.sleep(0.2)
+        assert "Signed in as Jane Doe" in home_page(http, url).text
+        with requests.Session() as newcomer:
+            assert sign_in(newcomer, url, bitbucket.url, JANE).status_code == 302
+    failures = [r.getMessage() for r in caplog.records if "reload failed" in r.getMessage()]
+    assert len(failures) == 1
+    for fragment in expected:
+        assert fragment in failures[0]
+    assert not pwned.exists()
