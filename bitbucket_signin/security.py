@@ -14,7 +14,8 @@ CSRF_KEY = "_bitbucket_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' https: data: {api_origin}; "
     "form-action 'self' {authorize_origin}; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
@@ -53,7 +54,10 @@ def install_security(app: Flask, settings: Settings) -> None:
         app.session_interface = HttpsAwareSessionInterface()
     app.jinja_env.globals["bitbucket_signin_csrf_token"] = csrf_token
     if settings.security_headers:
-        policy = CONTENT_SECURITY_POLICY.format(authorize_origin=_origin(settings.authorize_url))
+        policy = CONTENT_SECURITY_POLICY.format(
+            authorize_origin=_origin(settings.authorize_url),
+            api_origin=_origin(settings.api_base_url),  # avatars (plain http on a local emulator)
+        )
 
         @app.after_request
         def add_security_headers(response: Response) -> Response:

@@ -157,11 +157,24 @@ def logout() -> ResponseReturnValue:
 
 
 def theme_css() -> Response:
-    settings = get_state().settings
-    css = f":root {{ --brand: {settings.brand_color}; }}\n"
+    """The brand colour, and a text colour that reads on it (white or near-black)."""
+    color = get_state().settings.brand_color
+    css = f":root {{ --brand: {color}; --on-brand: {text_color_on(color)}; }}\n"
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+def text_color_on(background: str) -> str:
+    """White or near-black, whichever contrasts more with a ``#rgb``/``#rrggbb`` colour."""
+    hex_digits = background.lstrip("#")
+    if len(hex_digits) == 3:
+        hex_digits = "".join(digit * 2 for digit in hex_digits)
+    channels = [int(hex_digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    # Contrast with white is 1.05 / (L + 0.05); with #172b4d (L ≈ 0.024) it is (L + 0.05) / 0.074.
+    return "#ffffff" if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.074 else "#172b4d"
 
 
 def render_signin(
