@@ -1,0 +1,157 @@
+"""Headless Debian Chromium against the app under gunicorn and the emulator as its own process.
+
+The processes and the browser start once per session; every test gets fresh browser contexts
+(fresh cookies and cache), each recording every request it makes: a request to any origin
+other than the app's or the emulator's fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _pytest.terminal import TerminalReporter
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from ..processes import app_environment, emulator_process, gunicorn_app
+from ..support import DATA
+from .pages import SCREENSHOTS, WAIT_MS, clear_faults, origin
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOGO = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E"
+    "%3Crect width='32' height='32' rx='8' fill='%235e4db2'/%3E"
+    "%3Cpath d='M9 23 16 8l7 15h-4l-3-7-3 7z' fill='%23fff'/%3E%3C/svg%3E"
+)
+THEME = {
+    "PRODUCT_NAME": "Acme Developer Portal",
+    "LOGO_URL": LOGO,
+    "BRAND_COLOR": "#5e4db2",
+}
+RESOLVERS = (
+    "userIdMatchingUserEntityAnnotation,usernameMatchingUserEntityAnnotation,"
+    "emailMatchingUserEntityProfileEmail"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder drives the browser."""
+    for item in items:
+        if item.path.parent.name == "browser":
+            item.add_marker(pytest.mark.browser)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """Say where the screenshots of this run are."""
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.glob("*.png")):
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(f"screenshots: {SCREENSHOTS}")
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    """The Bitbucket emulator as its own process."""
+    with emulator_process(DATA / "accounts.yaml") as url:
+        yield url
+
+
+def _gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
+    environment = app_environment(
+        emulator_url, DATA / "catalog.yaml", SIGNIN_RESOLVERS=RESOLVERS, **THEME, **settings
+    )
+    with gunicorn_app(environment, workers=3) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def app_url(emulator_url: str) -> Iterator[str]:
+    """The demo app under gunicorn (3 workers), themed, against the emulator."""
+    yield from _gunicorn(emulator_url, TIMEOUT="5")
+
+
+@pytest.fixture(scope="session")
+def impatient_app_url(emulator_url: str) -> Iterator[str]:
+    """The same app giving up on Bitbucket after one second."""
+    yield from _gunicorn(emulator_url, TIMEOUT="1")
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, headless; Playwright gives it a fresh temporary profile directory."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=30_000
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(autouse=True)
+def healthy_bitbucket(emulator_url: str) -> Iterator[None]:
+    """No fault survives a test."""
+    yield
+    clear_faults(emulator_url)
+
+
+class Contexts:
+    """Makes browser contexts that record every request they send."""
+
+    def __init__(self, browser: Browser, *allowed_urls: str) -> None:
+        self.browser = browser
+        self.allowed = {origin(url) for url in allowed_urls}
+        self.contexts: list[BrowserContext] = []
+        self.requested: list[str] = []
+
+    def new(self, **options: Any) -> BrowserContext:
+        """A fresh context (``browser.new_context`` options) with bounded waits."""
+        context = self.browser.new_context(**options)
+        context.set_default_timeout(WAIT_MS)
+        context.set_default_navigation_timeout(WAIT_MS)
+        context.on("request", lambda request: self.requested.append(request.url))
+        self.contexts.append(context)
+        return context
+
+    def page(self, width: int = 1280, **options: Any) -> Page:
+        """A page in a fresh context (no cookies), ``width`` by 800 CSS pixels."""
+        return self.new(viewport={"width": width, "height": 800}, **options).new_page()
+
+    def close(self) -> list[str]:
+        """Close every context; returns the URLs requested from origins not allowed."""
+        for context in self.contexts:
+            context.close()
+        return [
+            url
+            for url in self.requested
+            if not url.startswith("data:") and origin(url) not in self.allowed
+        ]
+
+
+@pytest.fixture
+def contexts(browser: Browser, app_url: str, emulator_url: str) -> Iterator[Contexts]:
+    """Browser contexts for one test; at the end every request they made must have gone to
+    the app or the emulator (nothing from a CDN, no web fonts)."""
+    made = Contexts(browser, app_url, emulator_url)
+    yield made
+    foreign = made.close()
+    assert not foreign, f"requests to other origins: {foreign}"
+
+
+@pytest.fixture
+def page(contexts: Contexts) -> Page:
+    """A page in a fresh context, 1280 px wide, light."""
+    return contexts.page()
