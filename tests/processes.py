@@ -33,7 +33,7 @@ def http_answers(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             return requests.get(url, timeout=1, allow_redirects=False).status_code < 500
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or too busy to answer yet
             return False
 
     return check
