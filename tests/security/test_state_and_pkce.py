@@ -117,8 +117,10 @@ def test_spent_code_under_a_fresh_state_is_refused_by_bitbucket(
 
 def pending_sign_in(app: Flask, http: requests.Session, state: str) -> dict[str, Any]:
     """What Authlib keeps in the (readable) session cookie for the sign-in with ``state``."""
-    data: dict[str, Any] = session_contents(app, http.cookies.get("session"))[STATE_PREFIX + state]
-    return data["data"]
+    pending: dict[str, dict[str, Any]] = session_contents(app, http.cookies.get("session"))[
+        STATE_PREFIX + state
+    ]
+    return pending["data"]
 
 
 def test_pkce_s256_challenge_matches_the_verifier_sent_with_the_code(
