@@ -7,11 +7,11 @@ other than the app's or the emulator's fails the test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _pytest.terminal import TerminalReporter
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ..processes import app_environment, emulator_process, gunicorn_app
@@ -42,6 +42,7 @@ RESOLVERS = (
     "userIdMatchingUserEntityAnnotation,usernameMatchingUserEntityAnnotation,"
     "emailMatchingUserEntityProfileEmail"
 )
+SESSION_START = time.time()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,9 +52,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say where the screenshots of this run are."""
-    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.glob("*.png")):
+    if any(path.stat().st_mtime >= SESSION_START for path in SCREENSHOTS.glob("*.png")):
         terminalreporter.write_sep("-", "browser screenshots")
         terminalreporter.write_line(f"screenshots: {SCREENSHOTS}")
 
