@@ -71,6 +71,17 @@ def upstream_error_for_exception(error: requests.RequestException, what: str) ->
     return UpstreamError(f"The request to Bitbucket failed ({what}).", status=502)
 
 
+def json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    """The response's JSON object; anything else is an :class:`UpstreamError`."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise UpstreamError(f"Bitbucket sent a malformed answer ({what}).") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({what}).")
+    return data
+
+
 class BitbucketClient:
     """Fetches a profile with three concurrent calls over pooled keep-alive connections."""
 
@@ -149,13 +160,7 @@ class BitbucketClient:
             raise upstream_error_for_exception(error, what) from None
         if response.status_code != 200:
             raise upstream_error_for_status(response.status_code, what)
-        try:
-            data = response.json()
-        except ValueError:
-            raise UpstreamError(f"Bitbucket sent a malformed answer ({what}).") from None
-        if not isinstance(data, dict):
-            raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({what}).")
-        return data
+        return json_object(response, what)
 
     def _get_all_pages(
         self,

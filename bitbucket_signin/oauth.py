@@ -14,7 +14,12 @@ import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
 
-from .client import UpstreamError, upstream_error_for_exception, upstream_error_for_status
+from .client import (
+    UpstreamError,
+    json_object,
+    upstream_error_for_exception,
+    upstream_error_for_status,
+)
 from .config import Settings
 from .errors import SignInError
 
@@ -81,12 +86,7 @@ def _check_token_response(response: requests.Response) -> requests.Response:
     """Turn every failed token call into an :class:`UpstreamError` with its status."""
     if response.status_code == 429 or response.status_code >= 500:
         raise upstream_error_for_status(response.status_code, TOKEN_CALL)
-    try:
-        body = response.json()
-    except ValueError:
-        raise UpstreamError(f"Bitbucket sent a malformed answer ({TOKEN_CALL}).") from None
-    if not isinstance(body, dict):
-        raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({TOKEN_CALL}).")
+    body = json_object(response, TOKEN_CALL)
     if response.status_code != 200 or "error" in body:
         error = body.get("error")
         code = error if isinstance(error, str) else f"HTTP {response.status_code}"
