@@ -177,7 +177,9 @@ def load_catalog(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cat
 class CatalogStore:
     """The current catalog, reloaded (at most once per ``check_interval``) when its files change.
 
-    A reload that fails keeps the last good catalog and logs the error once.
+    A reload that fails keeps the last good catalog and logs the error once. A catalog whose
+    last load took longer than ``inline_reload_limit`` seconds is reloaded in a background
+    thread, so that no request waits for it; the previous catalog serves meanwhile.
     """
 
     def __init__(
@@ -188,9 +190,11 @@ class CatalogStore:
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        inline_reload_limit: float = 0.2,
     ) -> None:
         self.path = Path(path)
         self.check_interval = check_interval
+        self.inline_reload_limit = inline_reload_limit
         self._clock = clock
         self._logger = logger or logging.getLogger(__name__)
         self._max_bytes = max_bytes
@@ -198,6 +202,7 @@ class CatalogStore:
         self._catalog: Catalog | None = None
         self._stamps: dict[Path, _Stamp] = {}
         self._next_check = 0.0
+        self._load_seconds = 0.0
 
     def load(self) -> Catalog:
         """Load the catalog now; raises :class:`CatalogError` (start-up must fail)."""
@@ -211,29 +216,39 @@ class CatalogStore:
             raise RuntimeError("CatalogStore.load() must be called first")
         if self._clock() < self._next_check or not self._lock.acquire(blocking=False):
             return catalog
-        try:
-            self._refresh()
-        finally:
+        if not self._changed():
             self._lock.release()
+        elif self._load_seconds > self.inline_reload_limit:
+            threading.Thread(
+                target=self._reload_and_release, name="catalog-reload", daemon=True
+            ).start()
+        else:
+            self._reload_and_release()
         return self._catalog or catalog
 
-    def _refresh(self) -> None:
-        """With the lock held: reload if a file changed since the last attempt."""
+    def _changed(self) -> bool:
+        """With the lock held: whether a file changed since the last attempt (if time to look)."""
         if self._clock() < self._next_check:
-            return
+            return False
         self._next_check = self._clock() + self.check_interval
-        if all(_stamp(path) == seen for path, seen in self._stamps.items()):
-            return
+        return any(_stamp(path) != seen for path, seen in self._stamps.items())
+
+    def _reload_and_release(self) -> None:
+        """Reload (the lock is held), log a failure, and release the lock."""
         try:
             self._reload(previous=self._catalog)
         except CatalogError as error:
             self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
+        finally:
+            self._lock.release()
 
     def _reload(self, previous: Catalog | None = None) -> Catalog:
         loader = _Loader(self.path, self._max_bytes)
+        started = time.perf_counter()
         try:
             catalog = loader.load()
         finally:
+            self._load_seconds = time.perf_counter() - started
             self._stamps = loader.stamps
             self._next_check = self._clock() + self.check_interval
         if previous is not None and previous.users and not catalog.users:

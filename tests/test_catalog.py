@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -802,3 +803,18 @@ def test_store_reloads_once_under_concurrency(
     after = catalog_store.current()
     assert names(after) == ["bob"]
     assert {id(catalog) for catalog in seen} <= {id(before), id(after)}
+
+
+def test_store_reloads_a_slow_catalog_in_the_background(people: Path) -> None:
+    clock = FakeClock()
+    catalog_store = CatalogStore(
+        people.parent / "catalog.yaml", check_interval=5, clock=clock, inline_reload_limit=0
+    )
+    good = catalog_store.load()
+    touch(people, yaml.safe_dump(user("later")))
+    clock.now += 10
+    assert catalog_store.current() is good  # the request does not wait for the reload
+    deadline = time.monotonic() + 5
+    while names(catalog_store.current()) != ["later"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert names(catalog_store.current()) == ["later"]
