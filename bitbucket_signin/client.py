@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from .profile import BitbucketProfile, profile_from_api
 logger = logging.getLogger(__name__)
 
 MAX_PAGES = 20
+POOL_SIZE = 32
 PAGE_LENGTH = 100
 TOLERATED_WORKSPACE_STATUSES = frozenset({403, 404, 410})
 
@@ -91,20 +92,16 @@ class BitbucketClient:
         self.user_agent = user_agent
         self._origin = _origin(self.api_base_url)
         self._lock = threading.Lock()
-        self._pid = -1
-        self._resources_of_pid: tuple[requests.Session, ThreadPoolExecutor] | None = None
+        self._session_of_pid: tuple[int, requests.Session] | None = None
 
     def fetch_profile(self, access_token: str) -> BitbucketProfile:
         """Ask Bitbucket who ``access_token`` belongs to; raises :class:`UpstreamError`."""
-        session, executor = self._resources()
+        session, pool = self._session(), _thread_pool()
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        user: Future[dict[str, Any]] = executor.submit(
-            self._get_json, session, "/user", headers, "user"
-        )
-        emails: Future[list[dict[str, Any]] | None] = executor.submit(
+        emails = pool.submit(
             self._get_all_pages, session, "/user/emails", headers, "user emails", frozenset({403})
         )
-        workspaces: Future[list[dict[str, Any]] | None] = executor.submit(
+        workspaces = pool.submit(
             self._get_all_pages,
             session,
             "/user/workspaces",
@@ -113,38 +110,27 @@ class BitbucketClient:
             TOLERATED_WORKSPACE_STATUSES,
         )
         try:
-            user_data, email_values, workspace_values = (
-                user.result(),
-                emails.result(),
-                workspaces.result(),
-            )
+            user = self._get_json(session, "/user", headers, "user")
+            email_values, workspace_values = emails.result(), workspaces.result()
         finally:
-            for future in (user, emails, workspaces):
-                future.cancel()
+            emails.cancel()
+            workspaces.cancel()
         try:
-            return profile_from_api(user_data, email_values or [], workspace_values)
+            return profile_from_api(user, email_values or [], workspace_values)
         except (ValueError, TypeError, AttributeError) as error:
             raise UpstreamError(f"Bitbucket sent an unexpected profile ({error}).") from None
 
-    def close(self) -> None:
-        if self._resources_of_pid is not None:
-            session, executor = self._resources_of_pid
-            session.close()
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    def _resources(self) -> tuple[requests.Session, ThreadPoolExecutor]:
-        """Per-process session and threads: neither survives a fork (gunicorn's preload)."""
+    def _session(self) -> requests.Session:
+        """This process's keep-alive connections (sockets do not survive a fork)."""
         with self._lock:
-            if self._resources_of_pid is None or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._session_of_pid is None or self._session_of_pid[0] != os.getpid():
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = self.user_agent
-                executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bitbucket-signin")
-                self._resources_of_pid = (session, executor)
-            return self._resources_of_pid
+                self._session_of_pid = (os.getpid(), session)
+            return self._session_of_pid[1]
 
     def _get_json(
         self,
@@ -201,6 +187,20 @@ class BitbucketClient:
         if not isinstance(next_url, str) or _origin(next_url) != self._origin:
             raise UpstreamError(f"Bitbucket sent a next-page link elsewhere ({what}).")
         return next_url
+
+
+_pool_lock = threading.Lock()
+_pool_of_pid: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """One pool per process, shared by every client (threads do not survive a fork)."""
+    global _pool_of_pid
+    with _pool_lock:
+        if _pool_of_pid is None or _pool_of_pid[0] != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="bitbucket-signin")
+            _pool_of_pid = (os.getpid(), pool)
+        return _pool_of_pid[1]
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -35,7 +35,7 @@ from ..support import (
 from .conftest import leaked, log_texts, secret_values
 
 TIMEOUT = 0.5
-POOL_PREFIX = "bitbucket-signin"  # the client's worker threads (at most 16)
+POOL_PREFIX = "bitbucket-signin"  # the threads of the shared pool (at most 32 a process)
 POOL_SIZE = 16
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -67,7 +67,7 @@ XHR = {"X-Requested-With": "XMLHttpRequest"}
 
 
 def thread_counts() -> tuple[int, int]:
-    """Threads outside any app's client pool, and inside (old apps' pools end with their GC)."""
+    """Threads outside the client's shared pool, and inside it."""
     names = [thread.name for thread in threading.enumerate()]
     pool = sum(1 for name in names if name.startswith(POOL_PREFIX))
     return len(names) - pool, pool
