@@ -12,7 +12,7 @@ from flask import Flask
 from bitbucket_signin import signals
 from bitbucket_signin.emulator import EmulatorServer
 
-from .support import JANE, LI, VAL, serve, sign_in
+from .support import JANE, LI, VAL, grant_at_emulator, serve, sign_in
 
 
 def signed_in_page(http: requests.Session, url: str) -> requests.Response:
@@ -116,3 +116,18 @@ def test_cli_check_and_resolve(app: Flask) -> None:
     missing = runner.invoke(args=["bitbucket-signin", "resolve", "--uuid", VAL])
     assert missing.exit_code == 1
     assert "unable to resolve user identity" in missing.output
+
+
+def test_route_prefixes_are_configurable(
+    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    app = make_app(BITBUCKET_URL_PREFIX="/auth/bb", BITBUCKET_SIGNIN_URL="/login")
+    with serve(app) as url:
+        protected = http.get(f"{url}/", allow_redirects=False)
+        assert protected.headers["Location"].startswith("/login?next=")
+        assert "Sign in with Bitbucket" in http.get(f"{url}/login").text
+        start = http.get(f"{url}/auth/bb/start", allow_redirects=False)
+        assert "%2Fauth%2Fbb%2Fhandler%2Fframe" in start.headers["Location"]
+        callback = grant_at_emulator(bitbucket.url, start.headers["Location"], JANE)
+        assert http.get(callback, allow_redirects=False).status_code == 302
+        assert "Signed in as Jane Doe" in signed_in_page(http, url).text
