@@ -40,13 +40,13 @@ class BitbucketSignIn:
         if self.custom_resolvers is not None:
             config["BITBUCKET_SIGNIN_RESOLVERS"] = list(self.custom_resolvers)
         settings = load_settings(config)
-        state = SignInState(app, settings)
-        app.extensions[EXTENSION_NAME] = state
+        extension = SignInState(app, settings)
+        app.extensions[EXTENSION_NAME] = extension
 
         from .views import create_blueprint
 
         app.register_blueprint(create_blueprint(settings))
-        install_user_loader(app, state)
+        install_user_loader(app, extension)
         install_security(app, settings)
 
         from .cli import cli

@@ -69,7 +69,9 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
         return self.profile.uuid
 
 
-def start_session(state: SignInState, identity: Identity, profile: BitbucketProfile) -> CatalogUser:
+def start_session(
+    extension: SignInState, identity: Identity, profile: BitbucketProfile
+) -> CatalogUser:
     """Replace whatever the session held with a fresh signed-in session (no fixation).
 
     A server-side session store (Flask-Session) also gets a new session id.
@@ -78,7 +80,7 @@ def start_session(state: SignInState, identity: Identity, profile: BitbucketProf
     if regenerate is not None:
         regenerate(session)
     session.clear()
-    kept = for_session(profile, state.settings.allowed_workspaces)
+    kept = for_session(profile, extension.settings.allowed_workspaces)
     session[PROFILE_KEY] = kept.to_dict()
     session[SIGNED_IN_AT_KEY] = int(time.time())
     user = CatalogUser(identity, kept)
@@ -86,19 +88,19 @@ def start_session(state: SignInState, identity: Identity, profile: BitbucketProf
     return user
 
 
-def install_user_loader(app: Flask, state: SignInState) -> None:
-    @state.login_manager.user_loader  # type: ignore[untyped-decorator]
+def install_user_loader(app: Flask, extension: SignInState) -> None:
+    @extension.login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> CatalogUser | None:
-        return _load_user(state, user_id)
+        return _load_user(extension, user_id)
 
 
-def _load_user(state: SignInState, user_id: str) -> CatalogUser | None:
+def _load_user(extension: SignInState, user_id: str) -> CatalogUser | None:
     profile = _session_profile(user_id)
-    if profile is None or _expired(state):
+    if profile is None or _expired(extension):
         session.clear()
         return None
     try:
-        identity = state.resolve(profile)
+        identity = extension.resolve(profile)
     except SignInError as error:
         logger.info("Signing out %s %s: %s", profile.display_name, profile.uuid, error.message)
         session.clear()
@@ -117,8 +119,8 @@ def _session_profile(user_id: str) -> BitbucketProfile | None:
     return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
 
 
-def _expired(state: SignInState) -> bool:
-    duration = state.settings.session_duration
+def _expired(extension: SignInState) -> bool:
+    duration = extension.settings.session_duration
     if duration is None:
         return False
     signed_in_at = session.get(SIGNED_IN_AT_KEY)

@@ -79,36 +79,36 @@ def signin_page() -> ResponseReturnValue:
 
 def start() -> ResponseReturnValue:
     """Remember ``next`` and send the browser to Bitbucket with state and PKCE."""
-    state = get_state()
+    extension = get_state()
     next_path = safe_next(request.args.get("next"))
     try:
-        redirect_uri = _callback_url(state.settings)
+        redirect_uri = _callback_url(extension.settings)
     except SignInError as error:
         return render_signin(error=error, next_path=next_path)
     _forget_old_sign_ins()
-    authorization = state.oauth_app.create_authorization_url(redirect_uri)
-    state.oauth_app.save_authorize_data(redirect_uri=redirect_uri, **authorization)
+    authorization = extension.oauth_app.create_authorization_url(redirect_uri)
+    extension.oauth_app.save_authorize_data(redirect_uri=redirect_uri, **authorization)
     session[NEXT_KEY] = {**session.get(NEXT_KEY, {}), authorization["state"]: next_path}
     return redirect(authorization["url"])
 
 
 def callback() -> ResponseReturnValue:
     """Bitbucket sends the browser back here with a code (or an error) and our state."""
-    state = get_state()
+    extension = get_state()
     returned_state = request.args.get("state", "")
     next_path = safe_next(session.get(NEXT_KEY, {}).get(returned_state))
     try:
         _check_provider_error(returned_state)
-        token = exchange_code(state.oauth_app)
-        profile = state.client.fetch_profile(token["access_token"])
+        token = exchange_code(extension.oauth_app)
+        profile = extension.client.fetch_profile(token["access_token"])
         del token  # provider tokens are used for sign-in only, never kept
-        identity = state.resolve(profile)
+        identity = extension.resolve(profile)
     except SignInError as error:
         _forget_sign_in(returned_state)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
         return render_signin(error=error, next_path=next_path)
-    user = start_session(state, identity, profile)
+    user = start_session(extension, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
