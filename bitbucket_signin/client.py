@@ -11,13 +11,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import SignInError
 from .profile import BitbucketProfile, profile_from_api
+from .redirects import origin
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +41,19 @@ class UpstreamError(SignInError):
 
 def upstream_error_for_status(status: int, what: str) -> UpstreamError:
     """The error to show when Bitbucket answered ``status`` to ``what``."""
-    error = _error_for_status(status, what)
-    error.upstream_status = status
-    return error
-
-
-def _error_for_status(status: int, what: str) -> UpstreamError:
     if status == 429:
-        return UpstreamError(
-            f"Bitbucket is limiting requests right now ({what}: HTTP 429). "
-            "Please try again in a few minutes.",
-            status=503,
-        )
-    if status == 503:
-        return UpstreamError(
-            f"Bitbucket is temporarily unavailable ({what}: HTTP 503). Please try again shortly.",
-            status=503,
-        )
-    if status == 401:
-        return UpstreamError(f"Bitbucket did not accept the sign-in ({what}: HTTP 401).")
-    return UpstreamError(f"Bitbucket answered with an error ({what}: HTTP {status}).")
+        message, shown = "Bitbucket is limiting requests right now", 503
+        advice = " Please try again in a few minutes."
+    elif status == 503:
+        message, shown = "Bitbucket is temporarily unavailable", 503
+        advice = " Please try again shortly."
+    elif status == 401:
+        message, shown, advice = "Bitbucket did not accept the sign-in", 502, ""
+    else:
+        message, shown, advice = "Bitbucket answered with an error", 502, ""
+    return UpstreamError(
+        f"{message} ({what}: HTTP {status}).{advice}", status=shown, upstream_status=status
+    )
 
 
 def upstream_error_for_exception(error: requests.RequestException, what: str) -> UpstreamError:
@@ -90,7 +83,7 @@ class BitbucketClient:
         self.api_base_url = api_base_url.rstrip("/")
         self.timeout = timeout
         self.user_agent = user_agent
-        self._origin = _origin(self.api_base_url)
+        self._origin = origin(self.api_base_url)
         self._lock = threading.Lock()
         self._session_of_pid: tuple[int, requests.Session] | None = None
 
@@ -184,7 +177,7 @@ class BitbucketClient:
         if next_url is None:
             return None
         # The bearer token follows the link: only ever to Bitbucket's own API origin.
-        if not isinstance(next_url, str) or _origin(next_url) != self._origin:
+        if not isinstance(next_url, str) or origin(next_url) != self._origin:
             raise UpstreamError(f"Bitbucket sent a next-page link elsewhere ({what}).")
         return next_url
 
@@ -201,8 +194,3 @@ def _thread_pool() -> ThreadPoolExecutor:
             pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="bitbucket-signin")
             _pool_of_pid = (os.getpid(), pool)
         return _pool_of_pid[1]
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()

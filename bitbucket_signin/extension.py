@@ -46,7 +46,7 @@ class BitbucketSignIn:
         from .views import create_blueprint
 
         app.register_blueprint(create_blueprint(settings))
-        install_user_loader(app, extension)
+        install_user_loader(extension)
         install_security(app, settings)
 
         from .cli import cli
@@ -97,7 +97,7 @@ def _login_manager(app: Flask) -> LoginManager:
 
 
 def get_state(app: Flask | None = None) -> SignInState:
-    """The extension's state for ``app`` (default: the current app)."""
+    """The extension's per-app object for ``app`` (default: the current app)."""
     target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
-    state: SignInState = target.extensions[EXTENSION_NAME]
-    return state
+    extension: SignInState = target.extensions[EXTENSION_NAME]
+    return extension

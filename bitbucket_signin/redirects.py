@@ -39,6 +39,12 @@ def safe_next(value: object, default: str = "/") -> str:
     return value if isinstance(value, str) and is_safe_next(value) else default
 
 
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute URL, lower-cased."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def _is_local_path(url: str) -> bool:
     path = url.split("?", 1)[0].split("#", 1)[0]
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):

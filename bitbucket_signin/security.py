@@ -9,6 +9,7 @@ from flask import Flask, Response, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from .config import Settings
+from .redirects import origin
 
 CSRF_KEY = "_bitbucket_csrf"
 CSRF_FIELD = "csrf_token"
@@ -55,8 +56,8 @@ def install_security(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals["bitbucket_signin_csrf_token"] = csrf_token
     if settings.security_headers:
         policy = CONTENT_SECURITY_POLICY.format(
-            authorize_origin=_origin(settings.authorize_url),
-            api_origin=_origin(settings.api_base_url),  # avatars (plain http on a local emulator)
+            authorize_origin=origin(settings.authorize_url),
+            api_origin=origin(settings.api_base_url),  # avatars (plain http on a local emulator)
         )
 
         @app.after_request
@@ -76,8 +77,3 @@ def _signed_in_without_loading() -> bool:
     """Whether this request served a signed-in person, without loading one just to ask."""
     user = g.get("_login_user")
     return user is not None and bool(user.is_authenticated)
-
-
-def _origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, session
+from flask import current_app, session
 from flask_login import UserMixin, login_user
 
 from .errors import SignInError
@@ -88,7 +88,9 @@ def start_session(
     return user
 
 
-def install_user_loader(app: Flask, extension: SignInState) -> None:
+def install_user_loader(extension: SignInState) -> None:
+    """Flask-Login loads the signed-in person by running the resolvers again."""
+
     @extension.login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> CatalogUser | None:
         return _load_user(extension, user_id)
