@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .errors import CatalogError
+from .identity_keys import ascii_lower, email_key, username_key
 from .profile import normalize_uuid
 
 __all__ = [
@@ -64,11 +65,11 @@ def is_valid_name(value: str) -> bool:
 
 
 def annotation_value_key(key: str, value: str) -> str:
-    """How annotation values compare: uuids without braces, usernames case-insensitively."""
+    """How annotation values compare: uuids without braces, usernames by :func:`username_key`."""
     if key == USER_ID_ANNOTATION:
         return normalize_uuid(value)
     if key == USERNAME_ANNOTATION:
-        return value.casefold()
+        return username_key(value)
     return value
 
 
@@ -85,7 +86,7 @@ class _Entity:
     @property
     def ref(self) -> str:
         """The entity ref, lower-cased: ``user:default/jdoe``."""
-        return f"{self.kind}:{self.namespace}/{self.name}".lower()
+        return ascii_lower(f"{self.kind}:{self.namespace}/{self.name}")
 
 
 @dataclass(frozen=True)
@@ -139,17 +140,17 @@ class Catalog:
         for user in self.users:
             for key, value in user.annotations.items():
                 by_annotation[key, annotation_value_key(key, value)].append(user)
-            if user.email:
-                by_email[user.email.casefold()].append(user)
+            if user.email and (address := email_key(user.email)) is not None:
+                by_email[address].append(user)
         self._by_annotation = {key: tuple(found) for key, found in by_annotation.items()}
         self._by_email = {key: tuple(found) for key, found in by_email.items()}
 
     def user_by_ref(self, ref: str) -> UserEntity | None:
-        """The user with this full ref (``user:namespace/name``), case-insensitive."""
-        return self._by_ref.get(ref.lower())
+        """The user with this full ref (``user:namespace/name``), ASCII case-insensitive."""
+        return self._by_ref.get(ascii_lower(ref))
 
     def user_by_name(self, name: str, namespace: str = "default") -> UserEntity | None:
-        """The user with this name in this namespace, case-insensitive."""
+        """The user with this name in this namespace, ASCII case-insensitive."""
         return self.user_by_ref(f"user:{namespace}/{name}")
 
     def users_by_annotation(self, key: str, value: str) -> tuple[UserEntity, ...]:
@@ -157,8 +158,9 @@ class Catalog:
         return self._by_annotation.get((key, annotation_value_key(key, value)), ())
 
     def users_by_email(self, email: str) -> tuple[UserEntity, ...]:
-        """The users whose ``spec.profile.email`` is this address, case-insensitive."""
-        return self._by_email.get(email.casefold(), ())
+        """The users whose ``spec.profile.email`` has this address's :func:`email_key`."""
+        key = email_key(email)
+        return () if key is None else self._by_email.get(key, ())
 
     def ownership_refs(self, user: UserEntity) -> tuple[str, ...]:
         """The user's own ref and the refs of all its groups, sorted."""
@@ -481,6 +483,12 @@ class _Loader:
                 for ref in user.member_of
                 if ref not in seen
             )
+        warnings.extend(
+            f"{self._describe(user)}: spec.profile.email {_quote(user.email)} never matches: "
+            "it has no domain that is a valid IDNA 2008 name"
+            for user in self._users
+            if user.email and email_key(user.email) is None
+        )
         users = [
             replace(user, member_of=tuple(sorted({*user.member_of, *memberships[user.ref]})))
             for user in self._users
@@ -570,11 +578,13 @@ class _Fields:
             raise self.where.error(f"spec.{key} entries must be strings, not {_type_name(value)}")
         ref_kind, _, rest = value.partition(":") if ":" in value else (kind, "", value)
         ref_namespace, _, name = rest.partition("/") if "/" in rest else (namespace, "", rest)
-        if ref_kind.lower() != kind:
+        if ascii_lower(ref_kind) != kind:
             raise self.where.error(f"spec.{key} entry {_quote(value)} must refer to a {kind}")
-        self.check_namespace(ref_namespace.lower(), f"spec.{key} entry {_quote(value)}: namespace")
+        self.check_namespace(
+            ascii_lower(ref_namespace), f"spec.{key} entry {_quote(value)}: namespace"
+        )
         self.check_name(name, f"spec.{key} entry {_quote(value)}: name")
-        return f"{kind}:{ref_namespace}/{name}".lower()
+        return ascii_lower(f"{kind}:{ref_namespace}/{name}")
 
     def targets(self, spec: Mapping[str, Any]) -> Iterator[str]:
         if spec.get("type", "file") != "file":

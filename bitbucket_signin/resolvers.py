@@ -11,7 +11,6 @@ omits ``username``) raises :class:`NotFoundError`, so the chain moves on.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +21,12 @@ from .catalog import (
     USERNAME_ANNOTATION,
     Catalog,
     UserEntity,
+    annotation_value_key,
     is_valid_name,
 )
 from .errors import ConfigError, ConflictError, NotFoundError, SignInError
-from .profile import BitbucketProfile, braced_uuid, normalize_uuid
+from .identity_keys import ascii_lower, domain_key, email_key_parts
+from .profile import BitbucketProfile, braced_uuid
 
 __all__ = [
     "NOT_IN_CATALOG_MESSAGE",
@@ -47,7 +48,7 @@ NOT_IN_CATALOG_MESSAGE = (
 )
 _DANGEROUS = "dangerouslyAllowSignInWithoutUserInCatalog"
 _DOMAINS = "allowedDomains"
-_NOT_A_NAME_CHARACTER = re.compile(r"[^-A-Za-z0-9_.]")
+_ANY_DOMAIN = "dangerouslyAllowAnyEmailDomain"
 
 
 @dataclass(frozen=True)
@@ -107,30 +108,66 @@ class _Match:
     read: Callable[[BitbucketProfile], str | None]
     find: Callable[[Catalog, str], tuple[UserEntity, ...]]
     suggest: Callable[[str], str]
-    entity_name: Callable[[str], str] = str
+    # The entity name a value signs in as without a User entity: its comparison key, so that
+    # two accounts get one name only when the resolver takes them for one. None: no fallback.
+    fallback_name: Callable[[str], str | None] | None = None
     takes_domains: bool = False
 
     def create(self, options: Mapping[str, Any]) -> CatalogResolver:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
-        allowed = {_DANGEROUS, _DOMAINS} if self.takes_domains else {_DANGEROUS}
+        allowed = {_DANGEROUS, _DOMAINS, _ANY_DOMAIN} if self.takes_domains else {_DANGEROUS}
         for key in options:
             if key not in allowed:
-                raise ConfigError(f"Sign-in resolver '{self.name}': unknown option '{key}'")
-        dangerous = options.get(_DANGEROUS, False)
-        if not isinstance(dangerous, bool):
-            raise ConfigError(
-                f"Sign-in resolver '{self.name}': option '{_DANGEROUS}' must be true or false"
+                raise self._error(f"unknown option '{key}'")
+        dangerous = self._flag(options, _DANGEROUS)
+        domains = self._domains(options) if self.takes_domains else None
+        if dangerous and self.fallback_name is None:
+            raise self._error(
+                f"option '{_DANGEROUS}' is not available: an email address is not an entity "
+                "name (emailLocalPartMatchingUserEntityName can use the part before the @)"
             )
+        if dangerous and self.takes_domains and (domains is None or len(domains) != 1):
+            raise self._error(
+                f"option '{_DANGEROUS}' needs exactly one '{_DOMAINS}' entry: the same local "
+                "part at two domains would be two people signing in as one"
+            )
+        return CatalogResolver(self, dangerous, domains)
+
+    def _error(self, problem: str) -> ConfigError:
+        return ConfigError(f"Sign-in resolver '{self.name}': {problem}")
+
+    def _flag(self, options: Mapping[str, Any], key: str) -> bool:
+        value = options.get(key, False)
+        if not isinstance(value, bool):
+            raise self._error(f"option '{key}' must be true or false")
+        return value
+
+    def _domains(self, options: Mapping[str, Any]) -> frozenset[str] | None:
+        """The keys of ``allowedDomains``; ``None`` only with ``dangerouslyAllowAnyEmailDomain``."""
+        any_domain = self._flag(options, _ANY_DOMAIN)
         domains = options.get(_DOMAINS)
-        if domains is not None and (
-            not isinstance(domains, list) or not all(isinstance(d, str) for d in domains)
-        ):
-            raise ConfigError(
-                f"Sign-in resolver '{self.name}': option '{_DOMAINS}' must be a list of domains"
+        if domains is None:
+            if any_domain:
+                return None
+            raise self._error(
+                f"option '{_DOMAINS}' is required (or '{_ANY_DOMAIN}: true'): without it "
+                "jdoe@any-domain signs in as the User named jdoe"
             )
-        return CatalogResolver(
-            self, dangerous, None if domains is None else frozenset(d.lower() for d in domains)
-        )
+        if any_domain:
+            raise self._error(f"give '{_DOMAINS}' or '{_ANY_DOMAIN}: true', not both")
+        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+            raise self._error(f"option '{_DOMAINS}' must be a list of domains")
+        if not domains:
+            raise self._error(f"option '{_DOMAINS}' is empty: nobody could sign in")
+        keys = []
+        for domain in domains:
+            key = domain_key(domain)
+            if key is None:
+                raise self._error(
+                    f"option '{_DOMAINS}': {_quote(domain)} is not a domain name (IDNA 2008)"
+                )
+            keys.append(key)
+        return frozenset(keys)
 
 
 @dataclass(frozen=True)
@@ -149,7 +186,7 @@ class CatalogResolver:
         value = self.match.read(profile)
         if not value:
             raise NotFoundError(self.match.missing)
-        if self.allowed_domains is not None and _split_email(value)[1] not in self.allowed_domains:
+        if self.allowed_domains is not None and _domain_key(value) not in self.allowed_domains:
             raise SignInError("Sign-in user email is not from an allowed domain", status=403)
         found = self.match.find(catalog, value)
         if len(found) > 1:
@@ -157,7 +194,7 @@ class CatalogResolver:
         if found:
             return identity_for(catalog, found[0])
         if self.allow_without_catalog:
-            return self._without_catalog(value)
+            return self._without_catalog(value, catalog)
         raise NotFoundError(self.match.not_found(value))
 
     def suggestion(self, profile: BitbucketProfile) -> str | None:
@@ -165,13 +202,21 @@ class CatalogResolver:
         value = self.match.read(profile)
         return self.match.suggest(value) if value else None
 
-    def _without_catalog(self, value: str) -> Identity:
-        name = _NOT_A_NAME_CHARACTER.sub("-", self.match.entity_name(value))
-        if not is_valid_name(name):
+    def _without_catalog(self, value: str, catalog: Catalog) -> Identity:
+        """``user:default/<the value's key>``: never changed to fit, never a catalog User's."""
+        name = self.match.fallback_name(value) if self.match.fallback_name else None
+        if name is None or not is_valid_name(name) or name != ascii_lower(name):
             raise NotFoundError(
-                f"Cannot sign in without a User entity: {_quote(name)} is not a valid entity name"
+                f"Cannot sign in without a User entity: {_quote(value)} is not a valid entity "
+                "name in lower case"
             )
-        ref = f"user:default/{name}".lower()
+        ref = f"user:default/{name}"
+        if catalog.user_by_ref(ref) is not None:
+            raise SignInError(
+                f"You cannot sign in as {ref}: that is a User of the catalog, and nothing links "
+                "it to your Bitbucket account. Ask an administrator to add you to the catalog.",
+                status=403,
+            )
         return Identity(ref, (ref,), None)
 
 
@@ -186,27 +231,38 @@ def _annotation(
         read=lambda profile: shown(value) if (value := read(profile)) else None,
         find=lambda catalog, value: catalog.users_by_annotation(key, value),
         suggest=lambda value: f"metadata:\n  annotations:\n    {key}: {_quote(value)}",
-        entity_name=normalize_uuid if key == USER_ID_ANNOTATION else str,
+        fallback_name=lambda value: annotation_value_key(key, value),
     )
 
 
-def _split_email(email: str) -> tuple[str, str]:
-    """The local part and the lower-cased domain ("" without an ``@``)."""
-    local, at, domain = email.rpartition("@")
-    return (local, domain.lower()) if at else (email, "")
+def _local_part(email: str) -> str:
+    """The address as written before its last ``@`` (all of it without one), for messages."""
+    local, at, _ = email.rpartition("@")
+    return local if at else email
+
+
+def _local_part_key(email: str) -> str | None:
+    parts = email_key_parts(email)
+    return None if parts is None else parts[0]
+
+
+def _domain_key(email: str) -> str | None:
+    parts = email_key_parts(email)
+    return None if parts is None else parts[1]
 
 
 def _find_by_email(catalog: Catalog, email: str) -> tuple[UserEntity, ...]:
     """Users with this ``spec.profile.email``; else, for ``a+tag@b``, with ``a@b``."""
     found = catalog.users_by_email(email)
-    local, domain = _split_email(email)
-    if found or "+" not in local:
+    parts = email_key_parts(email)
+    if found or parts is None or "+" not in parts[0]:
         return found
-    return catalog.users_by_email(f"{local.partition('+')[0]}@{domain}")
+    return catalog.users_by_email(f"{parts[0].partition('+')[0]}@{parts[1]}")
 
 
 def _find_by_local_part(catalog: Catalog, email: str) -> tuple[UserEntity, ...]:
-    user = catalog.user_by_name(_split_email(email)[0])
+    local = _local_part_key(email)
+    user = None if local is None else catalog.user_by_name(local)
     return () if user is None else (user,)
 
 
@@ -242,12 +298,12 @@ _BUILT_IN = (
         name="emailLocalPartMatchingUserEntityName",
         missing=_NO_EMAIL,
         not_found=lambda email: (
-            f"No User entity named {_quote(_split_email(email)[0])} in namespace default"
+            f"No User entity named {_quote(_local_part(email))} in namespace default"
         ),
         read=lambda profile: profile.email,
         find=_find_by_local_part,
-        suggest=lambda email: f"metadata:\n  name: {_quote(_split_email(email)[0])}",
-        entity_name=lambda email: _split_email(email)[0],
+        suggest=lambda email: f"metadata:\n  name: {_quote(_local_part(email))}",
+        fallback_name=_local_part_key,
         takes_domains=True,
     ),
 )
@@ -292,6 +348,16 @@ def build_chain(
     chain = tuple(build_resolver(spec) for spec in specs)
     if not chain:
         raise ConfigError("At least one sign-in resolver must be configured")
+    fallbacks = [
+        resolver.name
+        for resolver in chain
+        if isinstance(resolver, CatalogResolver) and resolver.allow_without_catalog
+    ]
+    if len(fallbacks) > 1:
+        raise ConfigError(
+            f"Sign-in resolvers {', '.join(fallbacks)}: only one may use '{_DANGEROUS}', "
+            "or two Bitbucket accounts could sign in as one ref"
+        )
     return chain
 
 

@@ -32,6 +32,8 @@ USERNAME = "usernameMatchingUserEntityAnnotation"
 ACCOUNT_ID = "accountIdMatchingUserEntityAnnotation"
 EMAIL = "emailMatchingUserEntityProfileEmail"
 LOCAL_PART = "emailLocalPartMatchingUserEntityName"
+LOCAL_EXAMPLE = {"resolver": LOCAL_PART, "allowedDomains": ["example.com"]}
+DANGEROUS = "dangerouslyAllowSignInWithoutUserInCatalog"
 
 
 def profile(**changes: Any) -> BitbucketProfile:
@@ -89,7 +91,11 @@ def run(spec: Any, who: BitbucketProfile, catalog: Catalog) -> Identity:
         (ACCOUNT_ID, profile()),
         (EMAIL, profile(email="Jane@Example.com")),
         (EMAIL, profile(email="jane+backstage@example.com")),
-        (LOCAL_PART, profile(email="jdoe@anywhere.test")),
+        (
+            {"resolver": LOCAL_PART, "dangerouslyAllowAnyEmailDomain": True},
+            profile(email="jdoe@x.y"),
+        ),
+        (LOCAL_EXAMPLE, profile(email="JDoe@example.com")),
         (
             {"resolver": LOCAL_PART, "allowedDomains": ["Example.com"]},
             profile(email="jdoe@EXAMPLE.com"),
@@ -113,7 +119,7 @@ def test_plus_tag_is_tried_only_when_the_full_address_is_unknown() -> None:
 
 def test_local_part_lookup_is_in_the_default_namespace(catalog: Catalog) -> None:
     with pytest.raises(NotFoundError):
-        run(LOCAL_PART, profile(email="carol@example.com"), catalog)  # carol is in namespace ops
+        run(LOCAL_EXAMPLE, profile(email="carol@example.com"), catalog)  # carol is in namespace ops
 
 
 # --- no match: NotFoundError, so the chain moves on ------------------------------------------
@@ -136,14 +142,14 @@ def test_local_part_lookup_is_in_the_default_namespace(catalog: Catalog) -> None
             NO + 'spec.profile.email "nobody+x@example.com"',
         ),
         (
-            LOCAL_PART,
+            LOCAL_EXAMPLE,
             profile(email="nobody@example.com"),
             'No User entity named "nobody" in namespace default',
         ),
     ],
 )
 def test_no_match_is_not_found(
-    spec: str, who: BitbucketProfile, message: str, catalog: Catalog
+    spec: Any, who: BitbucketProfile, message: str, catalog: Catalog
 ) -> None:
     with pytest.raises(NotFoundError) as info:
         run(spec, who, catalog)
@@ -166,11 +172,15 @@ def test_no_match_is_not_found(
             "Bitbucket user profile does not contain an account ID",
         ),
         (EMAIL, profile(email=None), "Login failed, user profile does not contain an email"),
-        (LOCAL_PART, profile(email=None), "Login failed, user profile does not contain an email"),
+        (
+            LOCAL_EXAMPLE,
+            profile(email=None),
+            "Login failed, user profile does not contain an email",
+        ),
     ],
 )
 def test_missing_profile_field_is_not_found(
-    spec: str, who: BitbucketProfile, message: str, catalog: Catalog
+    spec: Any, who: BitbucketProfile, message: str, catalog: Catalog
 ) -> None:
     with pytest.raises(NotFoundError, match=f"^{message}$"):
         run(spec, who, catalog)
@@ -197,10 +207,9 @@ def test_several_matches_conflict(spec: str, users: list[UserEntity]) -> None:
 
 
 def test_local_part_refuses_other_domains(catalog: Catalog) -> None:
-    spec = {"resolver": LOCAL_PART, "allowedDomains": ["example.com"]}
-    for email in ("jdoe@evil.test", "jdoe@example.com.evil.test", "jdoe"):
+    for email in ("jdoe@evil.test", "jdoe@example.com.evil.test", "jdoe", "jdoe@\uff45xample.com"):
         with pytest.raises(SignInError) as info:
-            run(spec, profile(email=email), catalog)
+            run(LOCAL_EXAMPLE, profile(email=email), catalog)
         assert not isinstance(info.value, NotFoundError)
         assert info.value.message == "Sign-in user email is not from an allowed domain"
         assert info.value.status == 403
@@ -214,17 +223,19 @@ def test_local_part_refuses_other_domains(catalog: Catalog) -> None:
     [
         (USER_ID, profile(uuid=OTHER.upper()), "user:default/" + OTHER.strip("{}")),
         (USERNAME, profile(username="New.User"), "user:default/new.user"),
-        (ACCOUNT_ID, profile(account_id="712020:2f4b-99"), "user:default/712020-2f4b-99"),
-        (EMAIL, profile(email="new+tag@example.com"), "user:default/new-tag-example.com"),
-        (LOCAL_PART, profile(email="new.user@example.com"), "user:default/new.user"),
+        (
+            ACCOUNT_ID,
+            profile(account_id="5c65cab48bcc9e016aeece99"),
+            "user:default/5c65cab48bcc9e016aeece99",
+        ),
+        (LOCAL_EXAMPLE, profile(email="New.User@Example.com"), "user:default/new.user"),
     ],
 )
 def test_dangerous_option_signs_in_without_a_user(
-    spec: str, who: BitbucketProfile, ref: str, catalog: Catalog
+    spec: Any, who: BitbucketProfile, ref: str, catalog: Catalog
 ) -> None:
-    identity = run(
-        {"resolver": spec, "dangerouslyAllowSignInWithoutUserInCatalog": True}, who, catalog
-    )
+    options = spec if isinstance(spec, dict) else {"resolver": spec}
+    identity = run({**options, DANGEROUS: True}, who, catalog)
     assert identity == Identity(ref, (ref,), None)
     assert identity.display_name == ref.partition("/")[2]
 
@@ -234,21 +245,48 @@ def test_dangerous_option_still_prefers_the_catalog(catalog: Catalog) -> None:
     assert run(spec, profile(), catalog).entity is catalog.users[0]
 
 
-@pytest.mark.parametrize("username", ["_jdoe", "-x", "a" * 64, "jdoe."])
-def test_dangerous_option_refuses_names_that_are_not_entity_names(
-    username: str, catalog: Catalog
+@pytest.mark.parametrize(
+    ("spec", "who"),
+    [
+        *((USERNAME, profile(username=name)) for name in ["_jdoe", "-x", "a" * 64, "jdoe."]),
+        # nothing is substituted: "a+b" is not turned into the "a-b" of another account
+        (USERNAME, profile(username="a+b")),
+        (USERNAME, profile(username="\u212aim")),  # Kelvin sign: not "kim"
+        (ACCOUNT_ID, profile(account_id="712020:2f4b-99")),
+        (ACCOUNT_ID, profile(account_id="5C65CAB48BCC9E016AEECE99")),  # case would be lost
+        (LOCAL_EXAMPLE, profile(email="a+b@example.com")),
+        (LOCAL_EXAMPLE, profile(email="\u212aim@example.com")),
+    ],
+)
+def test_dangerous_option_refuses_values_that_are_not_entity_names_as_they_are(
+    spec: Any, who: BitbucketProfile, catalog: Catalog
 ) -> None:
-    spec = {"resolver": USERNAME, "dangerouslyAllowSignInWithoutUserInCatalog": True}
-    with pytest.raises(NotFoundError, match="is not a valid entity name"):
-        run(spec, profile(username=username), catalog)
+    options = spec if isinstance(spec, dict) else {"resolver": spec}
+    with pytest.raises(NotFoundError, match="is not a valid entity name in lower case"):
+        run({**options, DANGEROUS: True}, who, catalog)
+
+
+@pytest.mark.parametrize(
+    ("spec", "who"),
+    [
+        (USERNAME, profile(username="BOB.smith")),
+        (ACCOUNT_ID, profile(account_id="bob.smith")),
+    ],
+)
+def test_dangerous_option_never_takes_a_catalog_users_ref(
+    spec: str, who: BitbucketProfile, catalog: Catalog
+) -> None:
+    with pytest.raises(SignInError) as info:
+        run({"resolver": spec, DANGEROUS: True}, who, catalog)
+    assert not isinstance(info.value, NotFoundError)
+    assert info.value.status == 403
+    assert info.value.message.startswith(
+        "You cannot sign in as user:default/bob.smith: that is a User of the catalog"
+    )
 
 
 def test_dangerous_option_respects_allowed_domains(catalog: Catalog) -> None:
-    spec = {
-        "resolver": LOCAL_PART,
-        "allowedDomains": ["example.com"],
-        "dangerouslyAllowSignInWithoutUserInCatalog": True,
-    }
+    spec = {**LOCAL_EXAMPLE, DANGEROUS: True}
     with pytest.raises(SignInError, match="allowed domain"):
         run(spec, profile(email="new@evil.test"), catalog)
 
@@ -281,6 +319,45 @@ def test_dangerous_option_respects_allowed_domains(catalog: Catalog) -> None:
             {"resolver": LOCAL_PART, "allowedDomains": [1]},
             "option 'allowedDomains' must be a list of domains",
         ),
+        (
+            LOCAL_PART,
+            f"Sign-in resolver '{LOCAL_PART}': option 'allowedDomains' is required "
+            "(or 'dangerouslyAllowAnyEmailDomain: true')",
+        ),
+        (
+            {"resolver": LOCAL_PART, DANGEROUS: True},
+            "option 'allowedDomains' is required",
+        ),
+        (
+            {"resolver": LOCAL_PART, "dangerouslyAllowAnyEmailDomain": "yes"},
+            "option 'dangerouslyAllowAnyEmailDomain' must be true or false",
+        ),
+        (
+            {**LOCAL_EXAMPLE, "dangerouslyAllowAnyEmailDomain": True},
+            "give 'allowedDomains' or 'dangerouslyAllowAnyEmailDomain: true', not both",
+        ),
+        ({"resolver": LOCAL_PART, "allowedDomains": []}, "option 'allowedDomains' is empty"),
+        (
+            {"resolver": LOCAL_PART, "allowedDomains": ["\uff45xample.com"]},
+            "option 'allowedDomains': \"\uff45xample.com\" is not a domain name (IDNA 2008)",
+        ),
+        (
+            {"resolver": EMAIL, "dangerouslyAllowAnyEmailDomain": True},
+            f"Sign-in resolver '{EMAIL}': unknown option 'dangerouslyAllowAnyEmailDomain'",
+        ),
+        (
+            {"resolver": EMAIL, DANGEROUS: True},
+            f"Sign-in resolver '{EMAIL}': option '{DANGEROUS}' is not available: "
+            "an email address is not an entity name",
+        ),
+        (
+            {"resolver": LOCAL_PART, "allowedDomains": ["a.test", "b.test"], DANGEROUS: True},
+            f"option '{DANGEROUS}' needs exactly one 'allowedDomains' entry",
+        ),
+        (
+            {"resolver": LOCAL_PART, "dangerouslyAllowAnyEmailDomain": True, DANGEROUS: True},
+            f"option '{DANGEROUS}' needs exactly one 'allowedDomains' entry",
+        ),
         ({"name": USER_ID}, "has no 'resolver' name"),
         (42, "is not a name, a mapping or a callable"),
     ],
@@ -303,6 +380,18 @@ def test_build_chain_keeps_the_order_and_refuses_empty() -> None:
     assert [getattr(r, "name", None) for r in chain] == [USERNAME, EMAIL]
     with pytest.raises(ConfigError, match="At least one sign-in resolver"):
         build_chain([])
+
+
+def test_build_chain_allows_one_fallback_at_most() -> None:
+    """Username "bob" and bob@example.com (another account) would both be user:default/bob."""
+    one = {"resolver": USERNAME, DANGEROUS: True}
+    assert len(build_chain([one, USER_ID, LOCAL_EXAMPLE])) == 3
+    with pytest.raises(ConfigError) as info:
+        build_chain([one, USER_ID, {**LOCAL_EXAMPLE, DANGEROUS: True}])
+    assert str(info.value) == (
+        f"Sign-in resolvers {USERNAME}, {LOCAL_PART}: only one may use '{DANGEROUS}', "
+        "or two Bitbucket accounts could sign in as one ref"
+    )
 
 
 def test_register_resolver(catalog: Catalog) -> None:
@@ -378,12 +467,12 @@ def test_unknown_user_reports_attempts_and_suggestion(catalog: Catalog) -> None:
     ("spec", "suggestion"),
     [
         (EMAIL, 'spec:\n  profile:\n    email: "x+y@y.z"'),
-        (LOCAL_PART, 'metadata:\n  name: "x+y"'),
+        ({"resolver": LOCAL_PART, "allowedDomains": ["y.z"]}, 'metadata:\n  name: "x+y"'),
         (ACCOUNT_ID, 'metadata:\n  annotations:\n    bitbucket.org/account-id: "acc"'),
     ],
 )
 def test_suggestion_follows_the_first_resolver(
-    spec: str, suggestion: str, catalog: Catalog
+    spec: Any, suggestion: str, catalog: Catalog
 ) -> None:
     with pytest.raises(UserNotInCatalogError) as info:
         resolve(

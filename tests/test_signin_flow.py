@@ -59,7 +59,16 @@ class TestResolvers:
             ("emailMatchingUserEntityProfileEmail", OMAR, "user:default/omar"),
             # The one confirmed address is on the second page and carries a +tag.
             ("emailMatchingUserEntityProfileEmail", MANI, "user:default/mani"),
-            ("emailLocalPartMatchingUserEntityName", OMAR, "user:default/omar"),
+            (
+                [
+                    {
+                        "resolver": "emailLocalPartMatchingUserEntityName",
+                        "allowedDomains": ["example.com"],
+                    }
+                ],
+                OMAR,
+                "user:default/omar",
+            ),
             (
                 "userIdMatchingUserEntityAnnotation,usernameMatchingUserEntityAnnotation",
                 LI,
@@ -72,7 +81,7 @@ class TestResolvers:
         make_app: Callable[..., Flask],
         http: requests.Session,
         bitbucket: EmulatorServer,
-        resolvers: str,
+        resolvers: Any,
         account: str,
         entity_ref: str,
     ) -> None:
