@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "BRAND_COLOR": "#0c66e4",
     "SECURITY_HEADERS": True,
     "HEALTH_PATH": "/healthz",
+    "METRICS_PATH": None,
 }
 
 MIN_SECRET_KEY_BYTES = 32
@@ -98,6 +99,7 @@ class Settings:
     brand_color: str
     security_headers: bool
     health_path: str | None
+    metrics_path: str | None
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -137,7 +139,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         logo_url=str(values["LOGO_URL"]) if values["LOGO_URL"] else None,
         brand_color=_brand_color(values),
         security_headers=_flag(values["SECURITY_HEADERS"]),
-        health_path=_path(values, "HEALTH_PATH") if _flag(values["HEALTH_PATH"]) else None,
+        health_path=_optional_path(values, "HEALTH_PATH"),
+        metrics_path=_optional_path(values, "METRICS_PATH"),
     )
 
 
@@ -292,6 +295,10 @@ def _redis_url(values: Mapping[str, Any], name: str) -> str | None:
     if not isinstance(value, str) or not re.match(r"^(rediss?|unix)://", value.strip()):
         raise ConfigError(f"{PREFIX}{name}: expected a redis://, rediss:// or unix:// URL")
     return value.strip()
+
+
+def _optional_path(values: Mapping[str, Any], name: str) -> str | None:
+    return _path(values, name) if _flag(values[name]) else None
 
 
 def _positive_number(values: Mapping[str, Any], name: str) -> float:

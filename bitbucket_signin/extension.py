@@ -14,6 +14,7 @@ from .catalog import CatalogStore
 from .client import BitbucketClient
 from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
+from .metrics import Metrics, install_metrics
 from .oauth import register_bitbucket
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
@@ -55,6 +56,8 @@ class BitbucketSignIn:
             )
             refuse_unreadable_sessions(app)
         app.register_blueprint(create_blueprint(settings))
+        if settings.metrics_path:
+            extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)
         app.register_error_handler(SessionStoreUnavailableError, store_unavailable_page)
         install_user_loader(extension)
         install_security(app, settings)
@@ -88,6 +91,7 @@ class SignInState:
         self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
         self.login_manager = _login_manager(app)
         self.redis_sessions: RedisSessions | None = None
+        self.metrics: Metrics | None = None
 
     def resolve(self, profile: BitbucketProfile) -> Identity:
         """The catalog identity of ``profile`` now; raises a ``SignInError`` when there is none."""
