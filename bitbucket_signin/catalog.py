@@ -202,6 +202,7 @@ class CatalogStore:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
+        self.loaded_at: float | None = None  # wall-clock time of the last successful load
         self._stamps: dict[Path, _Stamp] = {}
         self._next_check = 0.0
         self._load_seconds = 0.0
@@ -263,6 +264,7 @@ class CatalogStore:
         for warning in catalog.warnings:
             self._logger.warning("catalog: %s", warning)
         self._catalog = catalog
+        self.loaded_at = time.time()
         self._logger.info(
             "catalog loaded from %s: %d users, %d groups",
             self.path,

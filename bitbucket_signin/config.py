@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "APP_CONFIG": None,
     "SCOPES": [],
     "SESSION_DURATION": None,
+    "SESSION_IDLE_TIMEOUT": "8h",
+    "SESSION_REDIS_URL": None,
     "TIMEOUT": 10.0,
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
@@ -39,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "LOGO_URL": None,
     "BRAND_COLOR": "#0c66e4",
     "SECURITY_HEADERS": True,
+    "HEALTH_PATH": "/healthz",
+    "METRICS_PATH": None,
 }
 
 MIN_SECRET_KEY_BYTES = 32
@@ -83,6 +87,8 @@ class Settings:
     callback_url: str | None
     scopes: tuple[str, ...]
     session_duration: timedelta | None
+    session_idle_timeout: timedelta
+    session_redis_url: str | None
     timeout: float
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
@@ -92,6 +98,8 @@ class Settings:
     logo_url: str | None
     brand_color: str
     security_headers: bool
+    health_path: str | None
+    metrics_path: str | None
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +126,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         callback_url=_url(values, "CALLBACK_URL") if values["CALLBACK_URL"] else None,
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
+        session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
+        session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
         timeout=_positive_number(values, "TIMEOUT"),
         allowed_workspaces=frozenset(
             slug.lower() for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
@@ -129,6 +139,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         logo_url=str(values["LOGO_URL"]) if values["LOGO_URL"] else None,
         brand_color=_brand_color(values),
         security_headers=_flag(values["SECURITY_HEADERS"]),
+        health_path=_optional_path(values, "HEALTH_PATH"),
+        metrics_path=_optional_path(values, "METRICS_PATH"),
     )
 
 
@@ -267,6 +279,26 @@ def _path(values: Mapping[str, Any], name: str) -> str:
     if not value.startswith("/"):
         raise ConfigError(f"{PREFIX}{name}: {value!r} must start with '/'")
     return value.rstrip("/") or "/"
+
+
+def _required_duration(values: Mapping[str, Any], name: str) -> timedelta:
+    duration = parse_duration(values[name], PREFIX + name)
+    if duration is None:
+        raise ConfigError(f"{PREFIX}{name} is not set")
+    return duration
+
+
+def _redis_url(values: Mapping[str, Any], name: str) -> str | None:
+    value = values[name]
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.match(r"^(rediss?|unix)://", value.strip()):
+        raise ConfigError(f"{PREFIX}{name}: expected a redis://, rediss:// or unix:// URL")
+    return value.strip()
+
+
+def _optional_path(values: Mapping[str, Any], name: str) -> str | None:
+    return _path(values, name) if _flag(values[name]) else None
 
 
 def _positive_number(values: Mapping[str, Any], name: str) -> float:

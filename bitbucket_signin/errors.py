@@ -33,3 +33,15 @@ class ConflictError(SignInError):
     """A resolver found several catalog users where one was expected."""
 
     status = 403
+
+
+class SessionStoreUnavailableError(SignInError):
+    """The session store (Redis) cannot be reached, so who is signed in is unknown for now."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Sign-in sessions are unavailable right now, so this page cannot tell who you are. "
+            "Please try again in a moment."
+        )

@@ -13,9 +13,11 @@ from . import __version__
 from .catalog import CatalogStore
 from .client import BitbucketClient
 from .config import Settings, load_settings
-from .errors import CatalogError, ConfigError, SignInError
+from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
+from .metrics import Metrics, install_metrics
 from .oauth import register_bitbucket
 from .profile import BitbucketProfile, workspace_refusal
+from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
 from .resolvers import Identity, Resolver, build_chain, resolve
 from .security import install_security
 from .session import install_user_loader
@@ -43,9 +45,20 @@ class BitbucketSignIn:
         extension = SignInState(app, settings)
         app.extensions[EXTENSION_NAME] = extension
 
-        from .views import create_blueprint
+        from .views import create_blueprint, error_page, store_unavailable_page
 
+        if settings.session_redis_url:
+            extension.redis_sessions = install_redis_sessions(
+                app,
+                settings.session_redis_url,
+                idle_timeout=settings.session_idle_timeout,
+                error_page=error_page,
+            )
+            refuse_unreadable_sessions(app)
         app.register_blueprint(create_blueprint(settings))
+        if settings.metrics_path:
+            extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)
+        app.register_error_handler(SessionStoreUnavailableError, store_unavailable_page)
         install_user_loader(extension)
         install_security(app, settings)
 
@@ -77,6 +90,8 @@ class SignInState:
         self.oauth = OAuth(app)
         self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
         self.login_manager = _login_manager(app)
+        self.redis_sessions: RedisSessions | None = None
+        self.metrics: Metrics | None = None
 
     def resolve(self, profile: BitbucketProfile) -> Identity:
         """The catalog identity of ``profile`` now; raises a ``SignInError`` when there is none."""
@@ -84,6 +99,15 @@ class SignInState:
         if refusal is not None:
             raise SignInError(refusal, status=403)
         return resolve(self.resolvers, profile, self.catalog_store.current())
+
+    def sign_out_everywhere(self, person: str) -> int:
+        """End every session of the Bitbucket account ``person`` (its uuid); how many ended.
+
+        Needs ``BITBUCKET_SESSION_REDIS_URL``: a signed cookie cannot be recalled.
+        """
+        if self.redis_sessions is None:
+            raise RuntimeError("sign_out_everywhere needs BITBUCKET_SESSION_REDIS_URL")
+        return self.redis_sessions.sign_out_everywhere(person)
 
 
 def _login_manager(app: Flask) -> LoginManager:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 PROFILE_KEY = "_bitbucket_profile"
 SIGNED_IN_AT_KEY = "_bitbucket_signed_in_at"
+SEEN_AT_KEY = "_bitbucket_seen_at"
+# How stale the last-seen stamp may get before a request renews it (a session write).
+SEEN_AT_RESOLUTION_SECONDS = 60
 logger = logging.getLogger(__name__)
 
 
@@ -76,13 +79,19 @@ def start_session(
 
     A server-side session store (Flask-Session) also gets a new session id.
     """
-    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    interface = current_app.session_interface
+    regenerate = getattr(interface, "regenerate", None)
     if regenerate is not None:
         regenerate(session)
     session.clear()
     kept = for_session(profile, extension.settings.allowed_workspaces)
+    now = int(time.time())
     session[PROFILE_KEY] = kept.to_dict()
-    session[SIGNED_IN_AT_KEY] = int(time.time())
+    session[SIGNED_IN_AT_KEY] = now
+    session[SEEN_AT_KEY] = now
+    remember_sign_in = getattr(interface, "remember_sign_in", None)
+    if remember_sign_in is not None:
+        remember_sign_in(session, kept.uuid)
     user = CatalogUser(identity, kept)
     login_user(user)
     return user
@@ -98,7 +107,7 @@ def install_user_loader(extension: SignInState) -> None:
 
 def _load_user(extension: SignInState, user_id: str) -> CatalogUser | None:
     profile = _session_profile(user_id)
-    if profile is None or _expired(extension):
+    if profile is None or _expired(extension) or _idle(extension):
         session.clear()
         return None
     try:
@@ -119,6 +128,20 @@ def _session_profile(user_id: str) -> BitbucketProfile | None:
     except (KeyError, TypeError, ValueError):
         return None
     return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
+
+
+def _idle(extension: SignInState) -> bool:
+    """Whether the person was away longer than the idle timeout; renews the stamp if not."""
+    seen_at = session.get(SEEN_AT_KEY)
+    now = int(time.time())
+    if (
+        not isinstance(seen_at, int)
+        or now - seen_at > extension.settings.session_idle_timeout.total_seconds()
+    ):
+        return True
+    if now - seen_at >= SEEN_AT_RESOLUTION_SECONDS:
+        session[SEEN_AT_KEY] = now
+    return False
 
 
 def _expired(extension: SignInState) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -22,10 +24,11 @@ from flask_login import current_user, logout_user
 
 from .client import UpstreamError
 from .config import Settings
-from .errors import SignInError
+from .errors import SessionStoreUnavailableError, SignInError
 from .extension import get_state
 from .oauth import PROVIDER, exchange_code
 from .redirects import safe_next
+from .redis_sessions import RETRY_AFTER_SECONDS
 from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
@@ -37,6 +40,10 @@ MAX_PENDING_SIGN_INS = 3
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 logger = logging.getLogger(__name__)
 
+_UNCONFIRMED_SIGN_OUT = SignInError(
+    "Sign-out was not confirmed by this site's own page. Please use the sign-out button.",
+    status=400,
+)
 _DENIED = "You chose not to let this site use your Bitbucket account, so you are not signed in."
 _PROVIDER_ERRORS = {
     "access_denied": (_DENIED, 403),
@@ -65,7 +72,13 @@ def create_blueprint(settings: Settings) -> Blueprint:
     blueprint.add_url_rule(f"{prefix}/handler/frame", "callback", callback)
     blueprint.add_url_rule(f"{prefix}/refresh", "refresh", refresh)
     blueprint.add_url_rule(f"{prefix}/logout", "logout", logout, methods=["POST"])
+    if settings.session_redis_url:
+        blueprint.add_url_rule(
+            f"{prefix}/logout/everywhere", "logout_everywhere", logout_everywhere, methods=["POST"]
+        )
     blueprint.add_url_rule("/_bitbucket_signin/theme.css", "theme", theme_css)
+    if settings.health_path:
+        blueprint.add_url_rule(settings.health_path, "health", health)
     blueprint.after_request(_no_store)
     return blueprint
 
@@ -141,11 +154,21 @@ def refresh() -> tuple[Response, int] | Response:
 def logout() -> ResponseReturnValue:
     """Sign out; a POST carrying the session's CSRF token."""
     if not csrf_token_is_valid():
-        error = SignInError(
-            "Sign-out was not confirmed by this site's own page. Please use the sign-out button.",
-            status=400,
-        )
-        return render_signin(error=error)
+        return render_signin(error=_UNCONFIRMED_SIGN_OUT)
+    return _sign_out()
+
+
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of the signed-in person (Redis sessions), then sign out here."""
+    if not csrf_token_is_valid():
+        return render_signin(error=_UNCONFIRMED_SIGN_OUT)
+    if current_user.is_authenticated:
+        ended = get_state().sign_out_everywhere(current_user.profile.uuid)
+        logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
+    return _sign_out()
+
+
+def _sign_out() -> ResponseReturnValue:
     user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
     session.clear()
@@ -154,6 +177,36 @@ def logout() -> ResponseReturnValue:
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
         return Response(status=200)
     return redirect(url_for("bitbucket_signin.signin"), code=303)
+
+
+def health() -> tuple[Response, int]:
+    """For load balancers: 200 when the catalog is loaded and the session store answers."""
+    extension = get_state()
+    store = extension.catalog_store
+    catalog = store.current() if store.loaded_at is not None else None
+    sessions = extension.redis_sessions
+    sessions_reachable = sessions is None or sessions.is_reachable()
+    ready = catalog is not None and sessions_reachable
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "catalog": {
+            "loaded": catalog is not None,
+            "users": len(catalog.users) if catalog else 0,
+            "groups": len(catalog.groups) if catalog else 0,
+            "loaded_at": _iso_time(store.loaded_at),
+        },
+        "sessions": {
+            "store": "cookie" if sessions is None else "redis",
+            "reachable": sessions_reachable,
+        },
+    }
+    return jsonify(body), 200 if ready else 503
+
+
+def _iso_time(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def theme_css() -> Response:
@@ -192,6 +245,19 @@ def render_signin(
         start_params=[("next", next_path)] if next_path != "/" else [],
     )
     return (page, error.status) if error is not None else page
+
+
+def error_page(error: SignInError) -> tuple[str, int]:
+    """The sign-in page showing ``error``, and its status."""
+    page = render_signin(error=error)
+    return page if isinstance(page, tuple) else (page, error.status)
+
+
+def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
+    """The 503 page for a request whose session Redis could not read."""
+    g._login_user = get_state().login_manager.anonymous_user()  # rendering asks who it is
+    page, status = error_page(error)
+    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
 
 
 def _check_provider_error(returned_state: str) -> None:

@@ -128,11 +128,12 @@ def gunicorn_app(environment: Mapping[str, str], workers: int = 3) -> Iterator[s
 
 
 @contextmanager
-def redis_process() -> Iterator[str]:
-    """A throwaway ``redis-server`` on a free loopback port, no persistence; yields its URL."""
+def redis_process(port: int | None = None) -> Iterator[str]:
+    """A throwaway ``redis-server`` on a loopback port (default: a free one), no persistence;
+    yields its URL."""
     import redis
 
-    port = free_port()
+    port = port or free_port()
     command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
     command += ["--appendonly", "no"]
     client = redis.Redis(port=port, socket_connect_timeout=1)

@@ -1,28 +1,59 @@
-"""Server-side sessions in a real Redis (``SESSION_REDIS_URL``): logout ends every copy."""
+"""Server-side sessions in a real Redis (``BITBUCKET_SESSION_REDIS_URL``)."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
 import requests
 from flask import Flask
 
-from bitbucket_signin.demo import create_app
+from bitbucket_signin import get_state
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 
-from .support import JANE, csrf_token, serve, sign_in
+from .processes import free_port, redis_process
+from .support import JANE, LI, csrf_token, serve, sign_in
 
 COOKIE = "session"
+SESSIONS = "bitbucket-signin:session:*"
 
 
 @pytest.fixture
 def redis_app(make_app: Callable[..., Flask], redis_url: str) -> Iterator[str]:
+    """Jane signs in by user id, Li by username."""
     redis.Redis.from_url(redis_url).flushdb()
-    with serve(make_app(SESSION_REDIS_URL=redis_url)) as url:
+    resolvers = ["userIdMatchingUserEntityAnnotation", "usernameMatchingUserEntityAnnotation"]
+    app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, BITBUCKET_SIGNIN_RESOLVERS=resolvers)
+    with serve(app) as url:
         yield url
+
+
+def signed_in_browser(app_url: str, bitbucket: EmulatorServer, account: str) -> requests.Session:
+    browser = requests.Session()
+    sign_in(browser, app_url, bitbucket.url, account)
+    return browser
+
+
+def is_signed_in(browser: requests.Session, app_url: str) -> bool:
+    answer = browser.get(f"{app_url}/", allow_redirects=False, timeout=10)
+    assert answer.status_code in (200, 302), answer.status_code
+    return answer.status_code == 200
+
+
+def test_the_browser_holds_only_an_opaque_id(
+    redis_app: str, http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    sign_in(http, redis_app, bitbucket.url, JANE)
+    cookie = http.cookies.get(COOKIE)
+    assert cookie
+    assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", cookie)
+    assert "Jane" not in cookie
 
 
 def test_logout_ends_a_copied_session(
@@ -59,7 +90,7 @@ def test_the_store_holds_no_provider_token(
 ) -> None:
     sign_in(http, redis_app, bitbucket.url, JANE)
     store = redis.Redis.from_url(redis_url)
-    values = b"".join(store.get(key) or b"" for key in store.keys("bitbucket-signin:*"))
+    values = b"".join(store.get(key) or b"" for key in store.keys(SESSIONS))
     assert values
     assert b"Jane Doe" in values
     issued = [*bitbucket.state.access_tokens, *bitbucket.state.refresh_tokens]
@@ -67,8 +98,121 @@ def test_the_store_holds_no_provider_token(
     assert not any(token.encode() in values for token in issued)
 
 
-def test_unreachable_redis_stops_start_up(app_config: dict[str, object]) -> None:
-    from .processes import free_port
+def test_sign_out_everywhere_ends_every_session_of_that_person_only(
+    redis_app: str, bitbucket: EmulatorServer
+) -> None:
+    laptop, phone = (signed_in_browser(redis_app, bitbucket, JANE) for _ in range(2))
+    colleague = signed_in_browser(redis_app, bitbucket, LI)
+    page = laptop.get(f"{redis_app}/").text
+    assert "Sign out everywhere" in page
 
-    with pytest.raises(ConfigError, match=r"^SESSION_REDIS_URL: cannot use Redis"):
-        create_app({**app_config, "SESSION_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    refused = laptop.post(f"{redis_app}/api/auth/bitbucket/logout/everywhere", data={})
+    assert refused.status_code == 400
+    assert is_signed_in(phone, redis_app)
+
+    laptop.post(
+        f"{redis_app}/api/auth/bitbucket/logout/everywhere",
+        data={"csrf_token": csrf_token(page)},
+    )
+
+    assert not is_signed_in(laptop, redis_app)
+    assert not is_signed_in(phone, redis_app)
+    assert is_signed_in(colleague, redis_app)
+
+
+def test_admins_sign_a_person_out_everywhere_from_python(
+    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer
+) -> None:
+    app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url)
+    with serve(app) as url:
+        browsers = [signed_in_browser(url, bitbucket, JANE) for _ in range(3)]
+        assert get_state(app).sign_out_everywhere(JANE.upper().strip("{}")) == 3
+        assert not any(is_signed_in(browser, url) for browser in browsers)
+        assert get_state(app).sign_out_everywhere(JANE) == 0
+
+
+def test_cookie_sessions_cannot_sign_out_everywhere(app: Flask) -> None:
+    assert "bitbucket_signin.logout_everywhere" not in app.view_functions
+    with pytest.raises(RuntimeError, match="BITBUCKET_SESSION_REDIS_URL"):
+        get_state(app).sign_out_everywhere(JANE)
+
+
+class Clock:
+    """``time.time`` for the session module, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("store", ["cookie", "redis"])
+def test_idle_timeout_and_absolute_lifetime(
+    store: str,
+    make_app: Callable[..., Flask],
+    redis_url: str,
+    bitbucket: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr("bitbucket_signin.session.time", clock)
+    extra: dict[str, Any] = {"BITBUCKET_SESSION_REDIS_URL": redis_url} if store == "redis" else {}
+    app = make_app(BITBUCKET_SESSION_IDLE_TIMEOUT="10m", BITBUCKET_SESSION_DURATION="1h", **extra)
+    with serve(app) as url:
+        browser = signed_in_browser(url, bitbucket, JANE)
+        for _ in range(6):  # active every 9 minutes: the idle timeout never strikes
+            clock.now += timedelta(minutes=9).total_seconds()
+            assert is_signed_in(browser, url)
+        clock.now += timedelta(minutes=9).total_seconds()  # 63 minutes after sign-in
+        assert not is_signed_in(browser, url)
+
+        idle = signed_in_browser(url, bitbucket, JANE)
+        clock.now += timedelta(minutes=10, seconds=1).total_seconds()
+        assert not is_signed_in(idle, url)
+
+
+def test_redis_forgets_an_idle_session_by_itself(
+    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer
+) -> None:
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, BITBUCKET_SESSION_IDLE_TIMEOUT="30m")
+    with serve(app) as url:
+        browser = signed_in_browser(url, bitbucket, JANE)
+        (key,) = store.keys(SESSIONS)
+        store.expire(key, 5)
+        assert is_signed_in(browser, url)
+        assert 29 * 60 < store.ttl(key) <= 30 * 60
+
+
+def test_unreachable_redis_stops_start_up(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ConfigError, match=r"^BITBUCKET_SESSION_REDIS_URL: cannot use Redis"):
+        make_app(BITBUCKET_SESSION_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_redis_down_signed_in_pages_503_signed_out_pages_answer_then_recovery(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer
+) -> None:
+    port = free_port()
+    with redis_process(port) as redis_url:
+        app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url)
+        with serve(app) as url:
+            browser = signed_in_browser(url, bitbucket, JANE)
+            assert is_signed_in(browser, url)
+    # Redis is down; the app keeps running.
+    with serve(app) as url:
+        assert requests.get(f"{url}/signin", timeout=10).status_code == 200
+        home = browser.get(f"{url}/", allow_redirects=False, timeout=10)
+        assert home.status_code == 503
+        assert "Sign-in sessions are unavailable right now" in home.text
+        assert home.headers["Retry-After"]
+        start = requests.get(f"{url}/api/auth/bitbucket/start", allow_redirects=False, timeout=10)
+        assert start.status_code == 503
+        assert "Location" not in start.headers
+        assert "Sign-in sessions are unavailable right now" in start.text
+
+        with redis_process(port):
+            assert not is_signed_in(browser, url)  # the store forgot the session
+            sign_in(browser, url, bitbucket.url, JANE)
+            assert is_signed_in(browser, url)

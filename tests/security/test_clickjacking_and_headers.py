@@ -61,6 +61,7 @@ PAGES: dict[str, tuple[bool, Callable[[requests.Session, str, EmulatorServer], A
     "logout-no-csrf-400": (False, lambda http, url, bb: http.post(f"{url}{PREFIX}/logout")),
     "refresh-401-json": (False, lambda http, url, bb: http.get(f"{url}{PREFIX}/refresh")),
     "unhandled-500": (False, lambda http, url, bb: http.get(f"{url}/boom")),
+    "health-json": (False, lambda http, url, bb: http.get(f"{url}/healthz")),
     "theme-css": (False, lambda http, url, bb: http.get(f"{url}/_bitbucket_signin/theme.css")),
     "static-css": (
         False,
@@ -102,5 +103,5 @@ def test_pages_cover_every_route(app: Flask) -> None:
     """A new route fails this test until it is added to PAGES above."""
     covered = {"home", "static", "bitbucket_signin.static", "bitbucket_signin.theme"}
     covered |= {f"bitbucket_signin.{name}" for name in ("signin", "start", "callback")}
-    covered |= {"bitbucket_signin.refresh", "bitbucket_signin.logout"}
+    covered |= {"bitbucket_signin.refresh", "bitbucket_signin.logout", "bitbucket_signin.health"}
     assert {rule.endpoint for rule in app.url_map.iter_rules()} <= covered

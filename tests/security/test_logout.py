@@ -87,7 +87,7 @@ def test_cookie_mode_known_limit_a_copy_taken_before_sign_out_still_works(
     """Row 11, KNOWN LIMIT, pinned on purpose. With Flask's default signed-cookie sessions a
     copy of the cookie taken before sign-out stays valid (until BITBUCKET_SESSION_DURATION
     ends it): nothing on the server remembers the sign-out. The fix is a server-side session
-    store: ``SESSION_REDIS_URL`` (Flask-Session), proven by
+    store: ``BITBUCKET_SESSION_REDIS_URL``, proven by
     tests/test_session_store.py::test_logout_ends_a_copied_session. If this test starts to
     fail, cookie mode learnt revocation: update README "## Security"."""
     copied = http.cookies["session"]

@@ -38,6 +38,7 @@ CALLBACK = "http://127.0.0.1/api/auth/bitbucket/handler/frame"
 SESSION_KEYS = {
     "_bitbucket_profile",
     "_bitbucket_signed_in_at",
+    "_bitbucket_seen_at",
     "_bitbucket_csrf",
     "_user_id",
     "_fresh",

@@ -1,0 +1,173 @@
+"""Server-side sessions in Redis (Flask-Session and redis-py), switched on by the extension.
+
+The browser holds only a random session id. Each signed-in person's session ids are also
+kept in a set, so that "sign out everywhere" can end all of them. When Redis cannot be
+reached, requests that need no session keep working; a request whose session cannot be
+read or written gets :class:`SessionStoreUnavailableError` (a 503 page), never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SessionMixin
+from flask_login import user_accessed
+
+from .errors import ConfigError, SessionStoreUnavailableError, SignInError
+from .profile import normalize_uuid
+
+try:
+    from flask_session.redis import RedisSessionInterface
+    from redis import Redis
+    from redis.exceptions import RedisError
+except ImportError as missing:  # pragma: no cover - the redis extra is not installed
+    _MISSING: ImportError | None = missing
+    RedisSessionInterface = object
+else:
+    _MISSING = None
+
+SESSION_PREFIX = "bitbucket-signin:session:"
+PERSON_PREFIX = "bitbucket-signin:person:"
+REDIS_TIMEOUT_SECONDS = 2.0
+RETRY_AFTER_SECONDS = 5
+ErrorPage = Callable[[SignInError], tuple[str, int]]
+_STORE_FAILED = "_bitbucket_session_store_failed"
+logger = logging.getLogger(__name__)
+
+
+def connect(url: str, setting: str) -> Redis:
+    """A Redis client for ``url`` that answered a ping; raises :class:`ConfigError`."""
+    if _MISSING is not None:
+        raise ConfigError(f"{setting} needs the redis extra: pip install 'bitbucket-signin[redis]'")
+    try:
+        client = Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            health_check_interval=30,
+        )
+        client.ping()
+    except (RedisError, ValueError) as error:
+        raise ConfigError(f"{setting}: cannot use Redis ({error})") from None
+    return client
+
+
+class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
+    """Flask-Session's Redis interface with an idle timeout, a per-person index and no 500s."""
+
+    def __init__(
+        self, app: Flask, client: Redis, *, idle_timeout: timedelta, error_page: ErrorPage
+    ) -> None:
+        super().__init__(app, client=client, key_prefix=SESSION_PREFIX, permanent=False)
+        self.idle_timeout = idle_timeout
+        self.error_page = error_page
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin:
+        try:
+            session: SessionMixin = super().open_session(app, request)
+        except RedisError as error:
+            logger.warning("session store unreachable, reading a session: %s", error)
+            g.setdefault(_STORE_FAILED, True)
+            session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=False)
+        return session
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if g.get(_STORE_FAILED) and not session.modified:
+            return
+        try:
+            super().save_session(app, session, response)
+            if session and not session.modified:
+                # Unchanged: only push the idle timeout further out.
+                self.client.expire(self._get_store_id(session.sid), self.idle_timeout)
+        except RedisError as error:
+            logger.warning("session store unreachable, saving a session: %s", error)
+            self._replace_with_error_page(response)
+
+    def should_set_storage(self, app: Flask, session: Any) -> bool:
+        return bool(session.modified)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
+        # The app's PERMANENT_SESSION_LIFETIME is not ours to follow: the idle timeout is.
+        super()._upsert_session(self.idle_timeout, session, store_id)
+
+    def remember_sign_in(self, session: Any, person: str) -> None:
+        """Index the session under the person, for :meth:`sign_out_everywhere`."""
+        key = PERSON_PREFIX + normalize_uuid(person)
+        try:
+            with self.client.pipeline() as pipe:
+                pipe.sadd(key, session.sid)
+                pipe.expire(key, self.idle_timeout, gt=True)
+                pipe.expire(key, self.idle_timeout, nx=True)
+                pipe.execute()
+        except RedisError as error:
+            logger.warning("session store unreachable, starting a session: %s", error)
+            raise SessionStoreUnavailableError() from None
+
+    def sign_out_everywhere(self, person: str) -> int:
+        """End every session of ``person`` (a Bitbucket uuid); returns how many there were."""
+        key = PERSON_PREFIX + normalize_uuid(person)
+        try:
+            sids = [sid.decode() for sid in self.client.smembers(key)]
+            with self.client.pipeline() as pipe:
+                for sid in sids:
+                    pipe.exists(self._get_store_id(sid))
+                live = sum(pipe.execute())
+                pipe.delete(key, *(self._get_store_id(sid) for sid in sids))
+                pipe.execute()
+        except RedisError as error:
+            logger.warning("session store unreachable, signing out everywhere: %s", error)
+            raise SessionStoreUnavailableError() from None
+        return int(live)
+
+    def _replace_with_error_page(self, response: Response) -> None:
+        """The view's answer cannot stand without its session: a 503 page instead."""
+        body, status = self.error_page(SessionStoreUnavailableError())
+        response.status_code = status
+        response.set_data(body)
+        response.mimetype = "text/html"
+        response.headers.pop("Location", None)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+
+    def is_reachable(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except RedisError:
+            return False
+
+
+def store_failed_for_this_request() -> bool:
+    """Whether this request carried a session the store could not read."""
+    return bool(g.get(_STORE_FAILED))
+
+
+def install_redis_sessions(
+    app: Flask, url: str, *, idle_timeout: timedelta, error_page: ErrorPage
+) -> RedisSessions:
+    """Make ``app`` keep its sessions in Redis; refuses an app with its own session interface."""
+    current = type(app.session_interface)
+    if current.__module__.split(".")[0] not in ("flask", "bitbucket_signin"):
+        raise ConfigError(
+            f"BITBUCKET_SESSION_REDIS_URL: the app already has its own session interface "
+            f"({current.__module__}.{current.__qualname__}); remove one of the two"
+        )
+    client = connect(url, "BITBUCKET_SESSION_REDIS_URL")
+    interface = RedisSessions(app, client, idle_timeout=idle_timeout, error_page=error_page)
+    app.session_interface = interface
+    return interface
+
+
+def refuse_unreadable_sessions(app: Flask) -> None:
+    """Whoever asks who is signed in, while the session could not be read, gets a 503."""
+
+    def check(sender: Flask, **extra: Any) -> None:
+        if store_failed_for_this_request():
+            raise SessionStoreUnavailableError()
+
+    user_accessed.connect(check, sender=app, weak=False)

@@ -1,0 +1,82 @@
+"""Prometheus metrics at ``BITBUCKET_METRICS_PATH``: in one process and across gunicorn workers."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+
+from bitbucket_signin.emulator import EmulatorServer
+
+from .processes import app_environment, emulator_process, gunicorn_app
+from .support import DATA, JANE, VAL, serve, sign_in
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition text, by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sign_ins(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], outcome: str) -> float:
+    return sum(
+        value
+        for (name, labels), value in values.items()
+        if name == "bitbucket_signin_sign_ins_total" and ("outcome", outcome) in labels
+    )
+
+
+def test_off_by_default(app: Flask) -> None:
+    assert app.test_client().get("/metrics").status_code == 404
+
+
+def test_sign_ins_latency_and_catalog(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer
+) -> None:
+    app = make_app(BITBUCKET_METRICS_PATH="/metrics")
+    with serve(app) as url:
+        before = samples(requests.get(f"{url}/metrics", timeout=10).text)
+        with requests.Session() as browser:
+            assert sign_in(browser, url, bitbucket.url, JANE).status_code == 302
+        with requests.Session() as browser:
+            assert sign_in(browser, url, bitbucket.url, VAL).status_code == 403
+        answer = requests.get(f"{url}/metrics", timeout=10)
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    after = samples(answer.text)
+    assert sign_ins(after, "success") - sign_ins(before, "success") == 1
+    refused = (
+        "bitbucket_signin_sign_ins_total",
+        (("outcome", "refused"), ("reason", "UserNotInCatalogError")),
+    )
+    assert after[refused] - before.get(refused, 0) == 1
+    count = ("bitbucket_signin_callback_seconds_count", ())
+    assert after[count] - before.get(count, 0) == 2
+    assert after[("bitbucket_signin_catalog_users", ())] == 5
+    assert 0 <= after[("bitbucket_signin_catalog_age_seconds", ())] < 600
+    assert "jane" not in answer.text.lower()
+
+
+@pytest.mark.slow
+def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    shutil.copy(DATA / "catalog.yaml", catalog)
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    with emulator_process(DATA / "accounts.yaml") as emulator_url:
+        environment = app_environment(emulator_url, catalog, METRICS_PATH="/metrics")
+        environment["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        with gunicorn_app(environment, workers=3) as url:
+            for _ in range(12):
+                with requests.Session() as browser:  # a new connection: any worker answers
+                    assert sign_in(browser, url, emulator_url, JANE).status_code == 302
+            scrapes = [samples(requests.get(f"{url}/metrics", timeout=10).text) for _ in range(6)]
+    assert {sign_ins(values, "success") for values in scrapes} == {12}
+    assert len(list(directory.glob("*.db"))) >= 2  # more than one worker wrote metrics
