@@ -341,7 +341,13 @@ def _text_list(value: Any, name: str, separators: str = r"\s*,\s*") -> list[str]
 
 
 def _resolver_list(value: Any) -> list[Any]:
-    """Resolver specs: names, ``{resolver: name, ...}`` mappings or callables."""
+    """Resolver specs: names, ``{resolver: name, ...}`` mappings or callables; from the
+    environment, a JSON list (of names or mappings) or comma-separated names."""
+    if isinstance(value, str) and value.strip().startswith(("[", "{")):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: cannot read {value!r} as JSON") from None
     if isinstance(value, str):
         return _text_list(value, "SIGNIN_RESOLVERS")
     if callable(value) or isinstance(value, Mapping):

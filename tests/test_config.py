@@ -76,6 +76,11 @@ def test_short_secret_key_allowed_when_testing() -> None:
         ("a, b", ("a", "b")),
         ('["a", "b"]', ("a", "b")),
         (["a", {"resolver": "b"}], ("a", {"resolver": "b"})),
+        (
+            '["a", {"resolver": "b", "allowedDomains": ["x.io"]}]',
+            ("a", {"resolver": "b", "allowedDomains": ["x.io"]}),
+        ),
+        ('{"resolver": "b"}', ({"resolver": "b"},)),
     ],
 )
 def test_resolver_lists_from_environment_forms(value: Any, expected: tuple[Any, ...]) -> None:
