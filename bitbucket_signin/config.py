@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .identity_keys import ascii_lower
 
 PREFIX = "BITBUCKET_"
 
@@ -130,7 +131,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
         timeout=_positive_number(values, "TIMEOUT"),
         allowed_workspaces=frozenset(
-            slug.lower() for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
+            ascii_lower(slug)
+            for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
         ),
         catalog_check_interval=_positive_number(values, "CATALOG_CHECK_INTERVAL"),
         url_prefix=_path(values, "URL_PREFIX"),

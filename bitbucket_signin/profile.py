@@ -6,10 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .identity_keys import ascii_lower
+
 
 def normalize_uuid(value: str) -> str:
     """Bitbucket UUIDs compare case-insensitively, with or without braces."""
-    return value.strip().strip("{}").lower()
+    return ascii_lower(value.strip().strip("{}"))
 
 
 def braced_uuid(value: str) -> str:
@@ -131,7 +133,7 @@ def workspace_refusal(profile: BitbucketProfile, allowed: frozenset[str]) -> str
             "Bitbucket did not say which workspaces you belong to, and this site is only "
             f"for members of: {listed}."
         )
-    if not any(workspace.slug.lower() in allowed for workspace in profile.workspaces):
+    if not any(ascii_lower(workspace.slug) in allowed for workspace in profile.workspaces):
         return f"This site is only for members of the Bitbucket workspaces: {listed}."
     return None
 
@@ -140,5 +142,7 @@ def for_session(profile: BitbucketProfile, allowed: frozenset[str]) -> Bitbucket
     """The profile to keep in the cookie: only the workspaces a restriction asks about."""
     if profile.workspaces is None:
         return profile
-    kept = tuple(w for w in profile.workspaces if w.slug.lower() in allowed) if allowed else None
+    kept = (
+        tuple(w for w in profile.workspaces if ascii_lower(w.slug) in allowed) if allowed else None
+    )
     return replace(profile, workspaces=kept)

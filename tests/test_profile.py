@@ -93,6 +93,12 @@ def test_workspace_restriction() -> None:
     assert workspace_refusal(unknown, frozenset()) is None
 
 
+def test_a_look_alike_slug_is_another_workspace() -> None:
+    kelvin = profile_from_api(USER, [], [{"workspace": {"slug": "\u212aube", "uuid": "{w}"}}])
+    assert "only for members" in str(workspace_refusal(kelvin, frozenset({"kube"})))
+    assert for_session(kelvin, frozenset({"kube"})).workspaces == ()
+
+
 def test_session_copy_keeps_only_workspaces_that_matter() -> None:
     profile = profile_from_api(
         USER,
