@@ -18,9 +18,7 @@ from .oauth import register_bitbucket
 from .profile import BitbucketProfile, workspace_refusal
 from .resolvers import Identity, Resolver, build_chain, resolve
 from .security import install_security
-from .session import install_user_loader
-
-EXTENSION_NAME = "bitbucket_signin"
+from .session import EXTENSION_NAME, install_user_loader
 
 
 class BitbucketSignIn:
@@ -46,7 +44,7 @@ class BitbucketSignIn:
         from .views import create_blueprint
 
         app.register_blueprint(create_blueprint(settings))
-        install_user_loader(extension)
+        install_user_loader(app)
         install_security(app, settings)
 
         from .cli import cli
@@ -87,12 +85,15 @@ class SignInState:
 
 
 def _login_manager(app: Flask) -> LoginManager:
+    """The app's own LoginManager with its settings kept (our sign-in page becomes its
+    ``login_view`` only when it has none), or a new one with our page and message."""
     manager: LoginManager | None = getattr(app, "login_manager", None)
     if manager is None:
         manager = LoginManager(app)
-    manager.login_view = "bitbucket_signin.signin"
-    manager.login_message = "Please sign in to see this page."
-    manager.login_message_category = "info"
+        manager.login_message = "Please sign in to see this page."
+        manager.login_message_category = "info"
+    if manager.login_view is None:
+        manager.login_view = "bitbucket_signin.signin"
     return manager
 
 

@@ -119,8 +119,8 @@ def refresh() -> tuple[Response, int] | Response:
     """Backstage's refresh answer for the signed-in person, as JSON."""
     if request.headers.get("X-Requested-With") != "XMLHttpRequest":
         return _auth_error("Invalid X-Requested-With header")
-    if not current_user.is_authenticated:
-        return _auth_error("You are not signed in")
+    if not isinstance(current_user, CatalogUser):  # nobody, or a user of the app's own login
+        return _auth_error("You are not signed in with Bitbucket")
     user: CatalogUser = current_user
     return jsonify(
         profile={
@@ -146,7 +146,7 @@ def logout() -> ResponseReturnValue:
             status=400,
         )
         return render_signin(error=error)
-    user = current_user._get_current_object() if current_user.is_authenticated else None
+    user = current_user._get_current_object() if isinstance(current_user, CatalogUser) else None
     logout_user()
     session.clear()
     if user is not None:
