@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "APP_CONFIG": None,
     "SCOPES": [],
     "SESSION_DURATION": None,
+    "CLOCK": None,
     "TIMEOUT": 10.0,
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
@@ -83,6 +84,7 @@ class Settings:
     callback_url: str | None
     scopes: tuple[str, ...]
     session_duration: timedelta | None
+    clock: Callable[[], float] | None
     timeout: float
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
@@ -118,6 +120,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         callback_url=_url(values, "CALLBACK_URL") if values["CALLBACK_URL"] else None,
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
+        clock=_clock(values["CLOCK"]),
         timeout=_positive_number(values, "TIMEOUT"),
         allowed_workspaces=frozenset(
             slug.lower() for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
@@ -277,6 +280,13 @@ def _positive_number(values: Mapping[str, Any], name: str) -> float:
     if not number > 0:
         raise ConfigError(f"{PREFIX}{name}: expected a positive number, got {values[name]!r}")
     return number
+
+
+def _clock(value: Any) -> Callable[[], float] | None:
+    if value is None or callable(value):
+        clock: Callable[[], float] | None = value
+        return clock
+    raise ConfigError(f"{PREFIX}CLOCK: expected a function returning seconds, got {value!r}")
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

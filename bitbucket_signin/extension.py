@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +63,9 @@ class SignInState:
         except ConfigError as error:
             raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
         self.catalog_store = CatalogStore(
-            settings.catalog_path, check_interval=settings.catalog_check_interval
+            settings.catalog_path,
+            check_interval=settings.catalog_check_interval,
+            clock=settings.clock or time.monotonic,
         )
         try:
             self.catalog_store.load()

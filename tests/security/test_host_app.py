@@ -18,7 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 from bitbucket_signin import BitbucketSignIn, CatalogUser
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import JANE, LI, serve, sign_in
+from ..support import JANE, LI, FakeClock, remove_from_catalog, serve, sign_in
 
 REFRESH = "/api/auth/bitbucket/refresh"
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -145,6 +145,28 @@ def test_a_host_account_named_like_a_bitbucket_uuid_stays_a_host_account(
         assert lookalike.get(f"{url}{REFRESH}", headers=XHR).status_code == 401
         assert sign_in(jane, url, bitbucket.url, JANE).status_code == 302
         assert whoami(jane, url).text == "bitbucket user:default/jdoe"
+
+
+@pytest.mark.parametrize("ending", ["session-duration-over", "removed-from-the-catalog"])
+def test_an_ended_bitbucket_session_never_falls_through_to_the_apps_loader(
+    app_config: dict[str, Any],
+    bitbucket: EmulatorServer,
+    http: requests.Session,
+    catalog_file: Path,
+    clock: FakeClock,
+    ending: str,
+) -> None:
+    """When our loader refuses Jane's Bitbucket session, it is over: the app's loader is not
+    asked about the same id (the app has an account named like her uuid)."""
+    config = {**app_config, "BITBUCKET_SESSION_DURATION": 60, "BITBUCKET_CLOCK": clock}
+    with serve(host_app(config, "manager-and-loader-before-init-app")) as url:
+        assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
+        assert whoami(http, url).text == "bitbucket user:default/jdoe"
+        if ending == "removed-from-the-catalog":
+            remove_from_catalog(catalog_file, "jdoe")
+        clock.advance(61 if ending == "session-duration-over" else 1)
+        assert whoami(http, url).status_code == 302
+        assert http.get(f"{url}{REFRESH}", headers=XHR).status_code == 401
 
 
 def test_one_browser_switches_between_the_two_logins(
