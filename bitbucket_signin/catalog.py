@@ -179,9 +179,15 @@ def load_catalog(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Cat
 class CatalogStore:
     """The current catalog, reloaded (at most once per ``check_interval``) when its files change.
 
-    A reload that fails keeps the last good catalog and logs the error once. A catalog whose
-    last load took longer than ``inline_reload_limit`` seconds is reloaded in a background
-    thread, so that no request waits for it; the previous catalog serves meanwhile.
+    What a caller sees, the one rule: :meth:`current` returns the newest catalog whose load has
+    finished, never one half-built. The call that notices a change reloads inline and returns
+    the result, unless the last load took ``inline_reload_limit`` seconds or more (0: always):
+    then the reload runs in a background thread, so that no request waits for it, and every
+    call returns the previous catalog, the one that started it included, until the new one
+    replaces it in one step when the load ends. :meth:`wait_for_reload` waits for that.
+
+    A reload that fails keeps the last good catalog and logs the error once. ``clock`` (seconds)
+    paces the checks and times the loads.
     """
 
     def __init__(
@@ -201,6 +207,8 @@ class CatalogStore:
         self._logger = logger or logging.getLogger(__name__)
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._no_background_reload = threading.Event()
+        self._no_background_reload.set()
         self._catalog: Catalog | None = None
         self.loaded_at: float | None = None  # wall-clock time of the last successful load
         self._stamps: dict[Path, _Stamp] = {}
@@ -221,13 +229,19 @@ class CatalogStore:
             return catalog
         if not self._changed():
             self._lock.release()
-        elif self._load_seconds > self.inline_reload_limit:
+            return catalog
+        if self._load_seconds >= self.inline_reload_limit:
+            self._no_background_reload.clear()
             threading.Thread(
                 target=self._reload_and_release, name="catalog-reload", daemon=True
             ).start()
-        else:
-            self._reload_and_release()
+            return catalog
+        self._reload_and_release()
         return self._catalog or catalog
+
+    def wait_for_reload(self, timeout: float | None = None) -> bool:
+        """Wait until no background reload runs; ``False`` if one still does after ``timeout``."""
+        return self._no_background_reload.wait(timeout)
 
     def _changed(self) -> bool:
         """With the lock held: whether a file changed since the last attempt (if time to look)."""
@@ -243,15 +257,16 @@ class CatalogStore:
         except CatalogError as error:
             self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
         finally:
+            self._no_background_reload.set()  # before the release: a new reload may clear it
             self._lock.release()
 
     def _reload(self, previous: Catalog | None = None) -> Catalog:
         loader = _Loader(self.path, self._max_bytes)
-        started = time.perf_counter()
+        started = self._clock()
         try:
             catalog = loader.load()
         finally:
-            self._load_seconds = time.perf_counter() - started
+            self._load_seconds = self._clock() - started
             self._stamps = loader.stamps
             self._next_check = self._clock() + self.check_interval
         if previous is not None and previous.users and not catalog.users:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_DURATION": None,
     "SESSION_IDLE_TIMEOUT": "8h",
     "SESSION_REDIS_URL": None,
+    "CLOCK": None,
     "TIMEOUT": 10.0,
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
@@ -90,6 +91,7 @@ class Settings:
     session_duration: timedelta | None
     session_idle_timeout: timedelta
     session_redis_url: str | None
+    clock: Callable[[], float] | None
     timeout: float
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
@@ -129,6 +131,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
         session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
+        clock=_clock(values["CLOCK"]),
         timeout=_positive_number(values, "TIMEOUT"),
         allowed_workspaces=frozenset(
             ascii_lower(slug)
@@ -311,6 +314,13 @@ def _positive_number(values: Mapping[str, Any], name: str) -> float:
     if not number > 0:
         raise ConfigError(f"{PREFIX}{name}: expected a positive number, got {values[name]!r}")
     return number
+
+
+def _clock(value: Any) -> Callable[[], float] | None:
+    if value is None or callable(value):
+        clock: Callable[[], float] | None = value
+        return clock
+    raise ConfigError(f"{PREFIX}CLOCK: expected a function returning seconds, got {value!r}")
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

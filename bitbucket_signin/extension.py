@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +21,7 @@ from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
 from .resolvers import Identity, Resolver, build_chain, resolve
 from .security import install_security
-from .session import install_user_loader
-
-EXTENSION_NAME = "bitbucket_signin"
+from .session import EXTENSION_NAME, install_user_loader
 
 
 class BitbucketSignIn:
@@ -59,7 +58,7 @@ class BitbucketSignIn:
         if settings.metrics_path:
             extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)
         app.register_error_handler(SessionStoreUnavailableError, store_unavailable_page)
-        install_user_loader(extension)
+        install_user_loader(app)
         install_security(app, settings)
 
         from .cli import cli
@@ -77,7 +76,9 @@ class SignInState:
         except ConfigError as error:
             raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
         self.catalog_store = CatalogStore(
-            settings.catalog_path, check_interval=settings.catalog_check_interval
+            settings.catalog_path,
+            check_interval=settings.catalog_check_interval,
+            clock=settings.clock or time.monotonic,
         )
         try:
             self.catalog_store.load()
@@ -111,12 +112,15 @@ class SignInState:
 
 
 def _login_manager(app: Flask) -> LoginManager:
+    """The app's own LoginManager with its settings kept (our sign-in page becomes its
+    ``login_view`` only when it has none), or a new one with our page and message."""
     manager: LoginManager | None = getattr(app, "login_manager", None)
     if manager is None:
         manager = LoginManager(app)
-    manager.login_view = "bitbucket_signin.signin"
-    manager.login_message = "Please sign in to see this page."
-    manager.login_message_category = "info"
+        manager.login_message = "Please sign in to see this page."
+        manager.login_message_category = "info"
+    if manager.login_view is None:
+        manager.login_view = "bitbucket_signin.signin"
     return manager
 
 

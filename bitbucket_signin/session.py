@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, session
-from flask_login import UserMixin, login_user
+from flask import Flask, current_app, session
+from flask_login import UserMixin, login_user, user_accessed
 
 from .errors import SignInError
 from .profile import BitbucketProfile, for_session, normalize_uuid
@@ -20,6 +21,7 @@ from .resolvers import Identity
 if TYPE_CHECKING:
     from .extension import SignInState
 
+EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 PROFILE_KEY = "_bitbucket_profile"
 SIGNED_IN_AT_KEY = "_bitbucket_signed_in_at"
 SEEN_AT_KEY = "_bitbucket_seen_at"
@@ -85,7 +87,7 @@ def start_session(
         regenerate(session)
     session.clear()
     kept = for_session(profile, extension.settings.allowed_workspaces)
-    now = int(time.time())
+    now = int(_now(extension))
     session[PROFILE_KEY] = kept.to_dict()
     session[SIGNED_IN_AT_KEY] = now
     session[SEEN_AT_KEY] = now
@@ -97,16 +99,43 @@ def start_session(
     return user
 
 
-def install_user_loader(extension: SignInState) -> None:
-    """Flask-Login loads the signed-in person by running the resolvers again."""
+def install_user_loader(app: Flask) -> None:
+    """Make Flask-Login load a Bitbucket session with our loader, any other with the app's.
 
-    @extension.login_manager.user_loader  # type: ignore[untyped-decorator]
-    def load_user(user_id: str) -> CatalogUser | None:
-        return _load_user(extension, user_id)
+    A Bitbucket session is one whose profile (written only by :func:`start_session`) names the
+    signed-in user id; everything else goes to the app's own ``user_loader``. The chain is put
+    in place now and again just before each load, so that a loader (or a LoginManager) the app
+    registers after ``init_app`` is chained too.
+    """
+    _chain_loaders(app)
+    user_accessed.connect(_chain_loaders, app)
 
 
-def _load_user(extension: SignInState, user_id: str) -> CatalogUser | None:
-    profile = _session_profile(user_id)
+def _chain_loaders(app: Flask, **_: Any) -> None:
+    manager = app.login_manager  # type: ignore[attr-defined]
+    if not isinstance(manager.user_callback, _ChainedLoader):
+        manager.user_loader(_ChainedLoader(manager.user_callback))
+
+
+class _ChainedLoader:
+    """Flask-Login's user loader: Bitbucket sessions by us, other sessions by the app's loader.
+
+    It finds the extension of the app serving the request, since one LoginManager may serve
+    several apps (the app-factory pattern).
+    """
+
+    def __init__(self, app_loader: Callable[[str], Any] | None) -> None:
+        self.app_loader = app_loader
+
+    def __call__(self, user_id: str) -> Any:
+        extension: SignInState | None = current_app.extensions.get(EXTENSION_NAME)
+        profile = _session_profile(user_id) if extension is not None else None
+        if profile is None and self.app_loader is not None:
+            return self.app_loader(user_id)
+        return _load_user(extension, profile) if extension is not None else None
+
+
+def _load_user(extension: SignInState, profile: BitbucketProfile | None) -> CatalogUser | None:
     if profile is None or _expired(extension) or _idle(extension):
         session.clear()
         return None
@@ -133,7 +162,7 @@ def _session_profile(user_id: str) -> BitbucketProfile | None:
 def _idle(extension: SignInState) -> bool:
     """Whether the person was away longer than the idle timeout; renews the stamp if not."""
     seen_at = session.get(SEEN_AT_KEY)
-    now = int(time.time())
+    now = int(_now(extension))
     if (
         not isinstance(seen_at, int)
         or now - seen_at > extension.settings.session_idle_timeout.total_seconds()
@@ -151,4 +180,9 @@ def _expired(extension: SignInState) -> bool:
     signed_in_at = session.get(SIGNED_IN_AT_KEY)
     if not isinstance(signed_in_at, int):
         return True
-    return time.time() - signed_in_at > duration.total_seconds()
+    return _now(extension) - signed_in_at > duration.total_seconds()
+
+
+def _now(extension: SignInState) -> float:
+    """Seconds since the epoch: ``BITBUCKET_CLOCK`` when set (tests move it), else the system's."""
+    return (extension.settings.clock or time.time)()

@@ -132,8 +132,8 @@ def refresh() -> tuple[Response, int] | Response:
     """Backstage's refresh answer for the signed-in person, as JSON."""
     if request.headers.get("X-Requested-With") != "XMLHttpRequest":
         return _auth_error("Invalid X-Requested-With header")
-    if not current_user.is_authenticated:
-        return _auth_error("You are not signed in")
+    if not isinstance(current_user, CatalogUser):  # nobody, or a user of the app's own login
+        return _auth_error("You are not signed in with Bitbucket")
     user: CatalogUser = current_user
     return jsonify(
         profile={
@@ -162,14 +162,14 @@ def logout_everywhere() -> ResponseReturnValue:
     """End every session of the signed-in person (Redis sessions), then sign out here."""
     if not csrf_token_is_valid():
         return render_signin(error=_UNCONFIRMED_SIGN_OUT)
-    if current_user.is_authenticated:
+    if isinstance(current_user, CatalogUser):
         ended = get_state().sign_out_everywhere(current_user.profile.uuid)
         logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
     return _sign_out()
 
 
 def _sign_out() -> ResponseReturnValue:
-    user = current_user._get_current_object() if current_user.is_authenticated else None
+    user = current_user._get_current_object() if isinstance(current_user, CatalogUser) else None
     logout_user()
     session.clear()
     if user is not None:

@@ -15,7 +15,7 @@ from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer, load_accounts
 
 from .processes import redis_process
-from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, serve
+from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +73,14 @@ def make_app(app_config: dict[str, Any]) -> Callable[..., Flask]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app()
+def clock() -> FakeClock:
+    """The ``app`` fixture's time for session expiry and catalog checks; only the test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], clock: FakeClock) -> Flask:
+    return make_app(BITBUCKET_CLOCK=clock)
 
 
 @pytest.fixture

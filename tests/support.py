@@ -32,6 +32,19 @@ VAL = "{0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a}"
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+class FakeClock:
+    """A clock the test moves (``BITBUCKET_CLOCK``, ``CatalogStore(clock=…)``): seconds."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @contextmanager
 def serve(app: object) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
@@ -137,6 +150,12 @@ def touch_later(path: Path, text: str) -> None:
     path.write_text(text)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def remove_from_catalog(path: Path, name: str) -> None:
+    """Rewrite a catalog of YAML documents without the entity ``name``."""
+    documents = path.read_text().split("\n---\n")
+    touch_later(path, "\n---\n".join(d for d in documents if f"name: {name}\n" not in d))
 
 
 def session_contents(app: Flask, cookie: str | None) -> dict[str, Any]:

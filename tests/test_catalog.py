@@ -6,8 +6,8 @@ import json
 import logging
 import os
 import threading
-import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bitbucket_signin import catalog as catalog_module
 from bitbucket_signin.catalog import (
     Catalog,
     CatalogStore,
@@ -22,6 +23,8 @@ from bitbucket_signin.catalog import (
     load_catalog,
 )
 from bitbucket_signin.errors import CatalogError
+
+from .support import FakeClock
 
 CATALOGS = Path(__file__).parent / "catalogs"
 JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
@@ -634,14 +637,6 @@ def test_junk_bytes_load_or_raise_catalog_error(tmp_path: Path, data: bytes, suf
 # --- the store ------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def touch(path: Path, text: str) -> None:
     """Rewrite ``path`` and move its mtime on, so a change shows even on coarse clocks."""
     before = path.stat().st_mtime_ns if path.exists() else 0
@@ -805,7 +800,8 @@ def test_store_reloads_once_under_concurrency(
     assert {id(catalog) for catalog in seen} <= {id(before), id(after)}
 
 
-def test_store_reloads_a_slow_catalog_in_the_background(people: Path) -> None:
+def slow_store(people: Path) -> tuple[CatalogStore, FakeClock, Catalog]:
+    """A store whose every reload runs in the background, its first catalog, and a change."""
     clock = FakeClock()
     catalog_store = CatalogStore(
         people.parent / "catalog.yaml", check_interval=5, clock=clock, inline_reload_limit=0
@@ -813,8 +809,47 @@ def test_store_reloads_a_slow_catalog_in_the_background(people: Path) -> None:
     good = catalog_store.load()
     touch(people, yaml.safe_dump(user("later")))
     clock.now += 10
-    assert catalog_store.current() is good  # the request does not wait for the reload
-    deadline = time.monotonic() + 5
-    while names(catalog_store.current()) != ["later"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    return catalog_store, clock, good
+
+
+def test_store_reloads_a_slow_catalog_in_the_background(
+    people: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No call waits for a slow reload: while it runs, every call (the one that started it
+    too) gets the previous catalog, and ``wait_for_reload`` returns once the new one is in."""
+    catalog_store, clock, good = slow_store(people)
+    loading, finish = threading.Event(), threading.Event()
+    load = catalog_module._Loader.load
+
+    def slow_load(loader: Any) -> Catalog:
+        loading.set()
+        finish.wait(30)
+        return load(loader)
+
+    monkeypatch.setattr(catalog_module._Loader, "load", slow_load)
+    assert catalog_store.current() is good
+    assert loading.wait(30)
+    clock.now += 10
+    assert all(catalog_store.current() is good for _ in range(3))
+    assert not catalog_store.wait_for_reload(timeout=0)
+    finish.set()
+    assert catalog_store.wait_for_reload(timeout=30)
+    assert names(catalog_store.current()) == ["later"]
+
+
+class FinishesAtOnce(threading.Thread):
+    """A reload thread that wins every race: its reload is done before ``start()`` returns."""
+
+    def start(self) -> None:
+        self.run()
+
+
+def test_the_call_that_starts_a_background_reload_gets_the_previous_catalog(
+    people: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whenever the background reload ends, the call that started it answers the same."""
+    catalog_store, _, good = slow_store(people)
+    monkeypatch.setattr(catalog_module, "threading", SimpleNamespace(Thread=FinishesAtOnce))
+    assert catalog_store.current() is good
+    assert catalog_store.wait_for_reload(timeout=0)
     assert names(catalog_store.current()) == ["later"]

@@ -34,6 +34,7 @@ def test_defaults() -> None:
     assert settings.api_base_url == "https://api.bitbucket.org/2.0"
     assert settings.callback_url is None
     assert settings.timeout == 10.0
+    assert settings.clock is None
     assert "secret" not in repr(settings)
 
 
@@ -49,6 +50,7 @@ def test_defaults() -> None:
         ({"BITBUCKET_TOKEN_URL": "ftp://x"}, "BITBUCKET_TOKEN_URL"),
         ({"BITBUCKET_TIMEOUT": "soon"}, "BITBUCKET_TIMEOUT"),
         ({"BITBUCKET_SESSION_DURATION": "forever"}, "BITBUCKET_SESSION_DURATION"),
+        ({"BITBUCKET_CLOCK": "1000"}, "BITBUCKET_CLOCK"),
         ({"BITBUCKET_BRAND_COLOR": "red; background: url(x)"}, "BITBUCKET_BRAND_COLOR"),
         ({"BITBUCKET_SIGNIN_RESOLVERS": "[broken"}, "BITBUCKET_SIGNIN_RESOLVERS"),
         ({"BITBUCKET_APP_CONFIG": "/nonexistent/app-config.yaml"}, "BITBUCKET_APP_CONFIG"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +11,7 @@ from flask import Flask
 from bitbucket_signin import signals
 from bitbucket_signin.emulator import EmulatorServer
 
-from .support import JANE, LI, VAL, grant_at_emulator, serve, sign_in
+from .support import JANE, LI, VAL, FakeClock, grant_at_emulator, serve, sign_in
 
 
 def signed_in_page(http: requests.Session, url: str) -> requests.Response:
@@ -31,12 +30,16 @@ def test_legacy_scopes_field_and_no_workspace_permission(
 
 
 def test_session_duration_ends_the_sign_in(
-    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+    make_app: Callable[..., Flask],
+    http: requests.Session,
+    bitbucket: EmulatorServer,
+    clock: FakeClock,
 ) -> None:
-    with serve(make_app(BITBUCKET_SESSION_DURATION="1s")) as url:
+    with serve(make_app(BITBUCKET_SESSION_DURATION="1s", BITBUCKET_CLOCK=clock)) as url:
         sign_in(http, url, bitbucket.url, JANE)
+        clock.advance(1)
         assert signed_in_page(http, url).status_code == 200
-        time.sleep(2.1)
+        clock.advance(0.01)
         assert signed_in_page(http, url).status_code == 302
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 
 from .processes import free_port, redis_process
-from .support import JANE, LI, csrf_token, serve, sign_in
+from .support import JANE, LI, FakeClock, csrf_token, serve, sign_in
 
 COOKIE = "session"
 SESSIONS = "bitbucket-signin:session:*"
@@ -137,38 +136,31 @@ def test_cookie_sessions_cannot_sign_out_everywhere(app: Flask) -> None:
         get_state(app).sign_out_everywhere(JANE)
 
 
-class Clock:
-    """``time.time`` for the session module, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("store", ["cookie", "redis"])
 def test_idle_timeout_and_absolute_lifetime(
     store: str,
     make_app: Callable[..., Flask],
     redis_url: str,
     bitbucket: EmulatorServer,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
-    clock = Clock()
-    monkeypatch.setattr("bitbucket_signin.session.time", clock)
     extra: dict[str, Any] = {"BITBUCKET_SESSION_REDIS_URL": redis_url} if store == "redis" else {}
-    app = make_app(BITBUCKET_SESSION_IDLE_TIMEOUT="10m", BITBUCKET_SESSION_DURATION="1h", **extra)
+    app = make_app(
+        BITBUCKET_SESSION_IDLE_TIMEOUT="10m",
+        BITBUCKET_SESSION_DURATION="1h",
+        BITBUCKET_CLOCK=clock,
+        **extra,
+    )
     with serve(app) as url:
         browser = signed_in_browser(url, bitbucket, JANE)
         for _ in range(6):  # active every 9 minutes: the idle timeout never strikes
-            clock.now += timedelta(minutes=9).total_seconds()
+            clock.advance(timedelta(minutes=9).total_seconds())
             assert is_signed_in(browser, url)
-        clock.now += timedelta(minutes=9).total_seconds()  # 63 minutes after sign-in
+        clock.advance(timedelta(minutes=9).total_seconds())  # 63 minutes after sign-in
         assert not is_signed_in(browser, url)
 
         idle = signed_in_browser(url, bitbucket, JANE)
-        clock.now += timedelta(minutes=10, seconds=1).total_seconds()
+        clock.advance(timedelta(minutes=10, seconds=1).total_seconds())
         assert not is_signed_in(idle, url)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from .support import (
     MANI,
     OMAR,
     VAL,
+    FakeClock,
     csrf_token,
     grant_at_emulator,
     home_page,
@@ -198,6 +198,7 @@ class TestLiveCatalog:
         live_app: str,
         bitbucket: EmulatorServer,
         catalog_file: Path,
+        clock: FakeClock,
     ) -> None:
         assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
         assert home_page(http, live_app).status_code == 200
@@ -205,11 +206,11 @@ class TestLiveCatalog:
             '"768F8C62-7F2A-4914-BF33-3F412FC1D3A4"', '"{00000000-0000-4000-8000-000000000000}"'
         )
         touch_later(catalog_file, text)
-        time.sleep(0.2)
+        clock.advance(1)  # past the check interval: the next request looks at the files
         assert home_page(http, live_app).status_code == 302
         restored = text.replace('"{00000000-0000-4000-8000-000000000000}"', f'"{JANE}"')
         touch_later(catalog_file, restored)
-        time.sleep(0.2)
+        clock.advance(1)
         assert home_page(http, live_app).status_code == 302  # signed out for good
 
     def test_group_edit_applies_at_once(
@@ -218,11 +219,12 @@ class TestLiveCatalog:
         live_app: str,
         bitbucket: EmulatorServer,
         catalog_file: Path,
+        clock: FakeClock,
     ) -> None:
         sign_in(http, live_app, bitbucket.url, JANE)
         assert "group:default/payments" in home_page(http, live_app).text
         touch_later(catalog_file, catalog_file.read_text().replace("[jdoe, omar]", "[omar]"))
-        time.sleep(0.2)
+        clock.advance(1)
         page = home_page(http, live_app).text
         assert "Signed in as Jane Doe" in page
         assert "group:default/payments" not in page
@@ -233,11 +235,12 @@ class TestLiveCatalog:
         live_app: str,
         bitbucket: EmulatorServer,
         catalog_file: Path,
+        clock: FakeClock,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         sign_in(http, live_app, bitbucket.url, JANE)
         touch_later(catalog_file, "kind: User\nmetadata: [this is: not valid\n")
-        time.sleep(0.2)
+        clock.advance(1)
         assert "Signed in as Jane Doe" in home_page(http, live_app).text
         assert any("catalog.yaml" in record.getMessage() for record in caplog.records)
 

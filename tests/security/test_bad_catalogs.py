@@ -8,7 +8,6 @@ same kinds of breakage through ``create_app`` and a live, signed-in app.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bitbucket_signin.catalog import DEFAULT_MAX_BYTES
 from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import DATA, JANE, home_page, serve, sign_in, touch_later
+from ..support import DATA, JANE, FakeClock, home_page, serve, sign_in, touch_later
 
 ENTITY = "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n{rest}"
 GOOD_EXTRA = {
@@ -133,12 +132,14 @@ def test_running_app_keeps_the_last_good_catalog(
     bitbucket: EmulatorServer,
     catalog: Callable[[str], Path],
     caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
     case: str,
 ) -> None:
     """A signed-in person stays signed in, a new sign-in works, and the log says why."""
     extra = CASES[case][0] if case in CASES else "extra.yaml"
     root = catalog(extra)
-    with serve(make_app(BITBUCKET_CATALOG=str(root))) as url, requests.Session() as http:
+    app = make_app(BITBUCKET_CATALOG=str(root), BITBUCKET_CLOCK=clock)
+    with serve(app) as url, requests.Session() as http:
         assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
         if case in CASES:
             pwned = break_file(root, case)
@@ -146,7 +147,7 @@ def test_running_app_keeps_the_last_good_catalog(
         else:
             write(root, None if case == "root-removed" else "<dir>")
             pwned, expected = root.parent / "pwned", ["catalog.yaml"]
-        time.sleep(0.2)
+        clock.advance(1)  # past the check interval: the next request looks at the files
         assert "Signed in as Jane Doe" in home_page(http, url).text
         with requests.Session() as newcomer:
             assert sign_in(newcomer, url, bitbucket.url, JANE).status_code == 302

@@ -4,7 +4,6 @@ token anywhere the browser or the logs can see, and the catalog as the gate."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -19,15 +18,16 @@ from bitbucket_signin.emulator import EmulatorServer
 from ..support import (
     JANE,
     VAL,
+    FakeClock,
     csrf_token,
     finish_sign_in,
     home_page,
+    remove_from_catalog,
     serve,
     session_contents,
     sign_in,
     signed_session,
     start_sign_in,
-    touch_later,
 )
 from .conftest import issued_tokens, leaked, log_texts, secret_values
 
@@ -158,14 +158,14 @@ def test_removal_from_the_catalog_ends_the_session_at_the_next_request(
     live_app: str,
     bitbucket: EmulatorServer,
     catalog_file: Path,
+    clock: FakeClock,
 ) -> None:
     """Row 13: Jane's entity deleted while she is signed in: her next request is anonymous,
     for pages and for the JSON refresh alike, and the session is emptied."""
     assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
     assert http.get(f"{live_app}{REFRESH}", headers=XHR).status_code == 200
-    documents = catalog_file.read_text().split("\n---\n")
-    touch_later(catalog_file, "\n---\n".join(d for d in documents if "name: jdoe" not in d))
-    time.sleep(0.2)
+    remove_from_catalog(catalog_file, "jdoe")
+    clock.advance(1)  # past the check interval: the next request looks at the files
     assert http.get(f"{live_app}{REFRESH}", headers=XHR).status_code == 401
     assert "_user_id" not in session_contents(app, http.cookies.get("session"))
     assert home_page(http, live_app).status_code == 302
