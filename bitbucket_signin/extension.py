@@ -43,11 +43,13 @@ class BitbucketSignIn:
         extension = SignInState(app, settings)
         app.extensions[EXTENSION_NAME] = extension
 
+        from .ratelimit import limit_sign_in_attempts
         from .views import create_blueprint
 
         app.register_blueprint(create_blueprint(settings))
         install_user_loader(extension)
         install_security(app, settings)
+        limit_sign_in_attempts(app, settings)
 
         from .cli import cli
 
