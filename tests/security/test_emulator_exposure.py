@@ -84,9 +84,15 @@ def test_cli_prints_a_loud_banner_exactly_when_allowed_beyond_loopback(flag: boo
     assert (BANNER in stderr) is flag
 
 
-def test_emulator_server_refuses_a_non_loopback_address() -> None:
+def test_emulator_server_refuses_a_non_loopback_address_unless_allowed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(ListenAddressError, match=r"^refusing to listen on '0\.0\.0\.0'"):
         EmulatorServer(load_accounts(ACCOUNTS), host=EVERY_INTERFACE)
+    with EmulatorServer(load_accounts(ACCOUNTS), host="localhost"):
+        assert BANNER not in capsys.readouterr().err
+    with EmulatorServer(load_accounts(ACCOUNTS), allow_non_loopback=True):  # on loopback
+        assert BANNER in capsys.readouterr().err
 
 
 @pytest.fixture
