@@ -28,14 +28,14 @@ STORAGE_TIMEOUT = 2  # seconds for each Redis call; then the per-process fallbac
 STORAGE_SETTING = f"{PREFIX}RATE_LIMIT_STORAGE_URL"
 
 
-def limit_sign_in_attempts(app: Flask, settings: Settings) -> Limiter | None:
-    """Install our own Limiter next to any the app has; None when the limit is off.
+def limit_sign_in_attempts(app: Flask, settings: Settings) -> None:
+    """Install our own Limiter next to any the app has (none when the limit is off).
 
     It limits only the start and callback routes, and it reads none of the app's
     ``RATELIMIT_*`` settings: those configure the app's own Limiter.
     """
     if settings.rate_limit is None:
-        return None
+        return
     in_memory = settings.rate_limit_storage_url.startswith("memory://")
     limiter = Limiter(
         get_remote_address,
@@ -47,21 +47,18 @@ def limit_sign_in_attempts(app: Flask, settings: Settings) -> Limiter | None:
         else {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT},
         in_memory_fallback_enabled=not in_memory,  # Redis down: count per process until back
         headers_enabled=False,  # the refusal page sets Retry-After itself
-        swallow_errors=False,
-        fail_on_first_breach=True,
         key_prefix=KEY_PREFIX,
         on_breach=_refusal,
     )
     limiter.request_filter(lambda: request.endpoint not in LIMITED_ENDPOINTS)
     try:
         limiter.init_app(cast(Flask, _WithOwnConfig(app)))
-    except ConfigurationError:
+    except ConfigurationError:  # the scheme is known (config checked it): a missing driver
         raise ConfigError(
             f"{STORAGE_SETTING}: Redis needs the redis extra: pip install 'bitbucket-signin[redis]'"
         ) from None
     if not in_memory and not limiter.storage.check():
         raise ConfigError(f"{STORAGE_SETTING}: the rate-limit storage does not answer")
-    return limiter
 
 
 class _WithOwnConfig:

@@ -6,6 +6,9 @@ own Flask-Limiter keeps its limits and settings."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -145,6 +148,27 @@ def test_unreachable_redis_stops_start_up_without_showing_the_password(
         create_app({**app_config, "BITBUCKET_RATE_LIMIT_STORAGE_URL": url})
     assert str(error.value) == (
         "BITBUCKET_RATE_LIMIT_STORAGE_URL: the rate-limit storage does not answer"
+    )
+
+
+def test_redis_storage_without_the_redis_extra_stops_start_up(app_config: dict[str, Any]) -> None:
+    program = (
+        "import json, sys\n"
+        "sys.modules['redis'] = None  # not installed\n"
+        "from bitbucket_signin.demo import create_app\n"
+        "create_app(json.loads(sys.argv[1]))\n"
+    )
+    config = {**app_config, "BITBUCKET_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run(
+        [sys.executable, "-c", program, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "bitbucket_signin.errors.ConfigError: BITBUCKET_RATE_LIMIT_STORAGE_URL: Redis needs the "
+        "redis extra: pip install 'bitbucket-signin[redis]'"
     )
 
 
