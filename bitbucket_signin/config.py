@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from limits import parse_many
 
 from .errors import ConfigError
 from .identity_keys import ascii_lower
@@ -45,9 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "SECURITY_HEADERS": True,
     "HEALTH_PATH": "/healthz",
     "METRICS_PATH": None,
+    "RATE_LIMIT": "30 per minute",
+    "RATE_LIMIT_STORAGE_URL": None,  # the session Redis when there is one, else memory://
 }
 
 MIN_SECRET_KEY_BYTES = 32
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
@@ -103,6 +107,8 @@ class Settings:
     security_headers: bool
     health_path: str | None
     metrics_path: str | None
+    rate_limit: str | None
+    rate_limit_storage_url: str = field(repr=False)  # may hold a Redis password
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +152,10 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         security_headers=_flag(values["SECURITY_HEADERS"]),
         health_path=_optional_path(values, "HEALTH_PATH"),
         metrics_path=_optional_path(values, "METRICS_PATH"),
+        rate_limit=_rate_limit(values["RATE_LIMIT"]),
+        rate_limit_storage_url=_rate_limit_storage_url(
+            values["RATE_LIMIT_STORAGE_URL"] or _limiter_url(values["SESSION_REDIS_URL"])
+        ),
     )
 
 
@@ -334,6 +344,42 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in {"0", "false", "no", "off", ""}
     return bool(value)
+
+
+def _rate_limit(value: Any) -> str | None:
+    """Flask-Limiter's notation (``30 per minute``, ``10/minute; 100/hour``), or None for off."""
+    if not _flag(value):
+        return None
+    try:
+        items = parse_many(value.strip()) if isinstance(value, str) else []
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(
+            f"{PREFIX}RATE_LIMIT: cannot read {value!r} as a rate limit "
+            "(try '30 per minute', '10/minute; 100/hour', or 'off')"
+        )
+    return str(value).strip()
+
+
+def _limiter_url(session_redis_url: Any) -> str:
+    """The rate-limit storage that goes with the session store (``limits`` spells unix sockets
+    ``redis+unix://``)."""
+    if not session_redis_url:
+        return "memory://"
+    url = str(session_redis_url).strip()
+    return "redis+" + url if url.startswith("unix://") else url
+
+
+def _rate_limit_storage_url(value: Any) -> str:
+    """``memory://`` or a Redis URL; the error never repeats the URL (it may hold a password)."""
+    scheme = value.partition("://")[0] if isinstance(value, str) and "://" in value else None
+    if scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+        raise ConfigError(
+            f"{PREFIX}RATE_LIMIT_STORAGE_URL: expected memory:// or a Redis URL "
+            f"({', '.join(f'{name}://' for name in RATE_LIMIT_STORAGE_SCHEMES[1:])})"
+        )
+    return str(value)
 
 
 def _text_list(value: Any, name: str, separators: str = r"\s*,\s*") -> list[str]:

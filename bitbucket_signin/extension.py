@@ -44,6 +44,7 @@ class BitbucketSignIn:
         extension = SignInState(app, settings)
         app.extensions[EXTENSION_NAME] = extension
 
+        from .ratelimit import limit_sign_in_attempts
         from .views import create_blueprint, error_page, store_unavailable_page
 
         if settings.session_redis_url:
@@ -60,6 +61,7 @@ class BitbucketSignIn:
         app.register_error_handler(SessionStoreUnavailableError, store_unavailable_page)
         install_user_loader(app)
         install_security(app, settings)
+        limit_sign_in_attempts(app, settings)
 
         from .cli import cli
 

@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 
 from .catalog import CatalogStore
 from .errors import ConfigError, SignInError
-from .signals import sign_in_failed, signed_in
+from .signals import sign_in_failed, sign_in_rate_limited, signed_in
 
 try:
     import prometheus_client
@@ -117,7 +117,11 @@ def install_metrics(app: Flask, path: str, store: CatalogStore) -> Metrics:
         outcome = "failed" if error.status >= 500 else "refused"
         metrics.sign_ins.labels(outcome=outcome, reason=type(error).__name__).inc()
 
+    def count_rate_limited(sender: Flask, **extra: Any) -> None:
+        metrics.rate_limited.inc()
+
     signed_in.connect(count_success, sender=app, weak=False)
+    sign_in_rate_limited.connect(count_rate_limited, sender=app, weak=False)
     sign_in_failed.connect(count_failure, sender=app, weak=False)
 
     @app.before_request

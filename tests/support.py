@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import yaml
 from flask import Flask
+from requests.adapters import HTTPAdapter
 from werkzeug.serving import make_server
 
 from bitbucket_signin.emulator import EmulatorServer, generated_account
@@ -58,6 +59,26 @@ def serve(app: object) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    """Connections from one local address (all of 127.0.0.0/8 reaches 127.0.0.1 on Linux)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+@contextmanager
+def client_at(address: str) -> Iterator[requests.Session]:
+    """A cookie jar whose connections come from ``address`` (e.g. ``127.0.0.2``): another
+    client as the server's TCP peer address sees it."""
+    with requests.Session() as http:
+        http.mount("http://", _SourceAddressAdapter(address))
+        yield http
 
 
 def start_sign_in(http: requests.Session, app_url: str, next_path: str = "/") -> str:

@@ -96,7 +96,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     accounts = DATA / "load_accounts.yaml"
     with (
         emulator_process(accounts, "--generate-accounts", str(PEOPLE)) as emulator_url,
-        gunicorn_app(app_environment(emulator_url, catalog), workers=3) as app_url,
+        gunicorn_app(
+            # every visitor comes from 127.0.0.1: a limit far above the default 30 a minute
+            app_environment(emulator_url, catalog, RATE_LIMIT="100000 per minute"),
+            workers=3,
+        ) as app_url,
     ):
         yield Deployment(app_url, emulator_url, folder)
 

@@ -64,6 +64,20 @@ def test_sign_ins_latency_and_catalog(
     assert "jane" not in answer.text.lower()
 
 
+def test_rate_limited_attempts_are_counted(make_app: Callable[..., Flask]) -> None:
+    app = make_app(BITBUCKET_METRICS_PATH="/metrics", BITBUCKET_RATE_LIMIT="2 per minute")
+    key = ("bitbucket_signin_rate_limited_total", ())
+    with serve(app) as url:
+        before = samples(requests.get(f"{url}/metrics", timeout=10).text).get(key, 0)
+        statuses = [
+            requests.get(f"{url}/api/auth/bitbucket/start", allow_redirects=False).status_code
+            for _ in range(4)
+        ]
+        after = samples(requests.get(f"{url}/metrics", timeout=10).text)[key]
+    assert statuses == [302, 302, 429, 429]
+    assert after - before == 2
+
+
 @pytest.mark.slow
 def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.yaml"

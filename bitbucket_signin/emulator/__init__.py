@@ -18,6 +18,7 @@ from .accounts import (
 )
 from .app import EmulatorState, create_app, emulator_state
 from .faults import ENDPOINTS, Fault, FaultError, FaultRegistry, fault_from_dict, parse_fault_spec
+from .loopback import ListenAddressError
 from .server import EmulatorServer
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Fault",
     "FaultError",
     "FaultRegistry",
+    "ListenAddressError",
     "Workspace",
     "config_from_dict",
     "create_app",

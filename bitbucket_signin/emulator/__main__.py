@@ -11,6 +11,7 @@ from werkzeug.serving import make_server
 from .accounts import AccountsError, load_accounts
 from .app import create_app
 from .faults import ENDPOINTS, Fault, FaultError, parse_fault_spec
+from .loopback import ALLOW_FLAG, ListenAddressError, check_listen_address, warn_exposed
 
 FAULT_HELP = f"""\
 fault SPEC syntax: ENDPOINT:key=value[,key=value...]
@@ -41,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FAULT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (loopback unless allowed)"
+    )
+    parser.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="allow a non-loopback --host: anyone who reaches the emulator can sign in as "
+        "any account (the /_emulator/ control routes stay loopback-only)",
+    )
     parser.add_argument("--port", type=int, default=7008, help="port to listen on (0: any)")
     parser.add_argument("--accounts", required=True, help="YAML or JSON accounts file")
     parser.add_argument(
@@ -63,13 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator; 2 for a bad accounts file or arguments, 1 if it cannot listen."""
+    """Run the emulator; 2 for a bad accounts file, arguments or listen address, 1 if it
+    cannot listen."""
     args = build_parser().parse_args(argv)
     try:
+        check_listen_address(args.host, allow_non_loopback=args.allow_non_loopback)
         config = load_accounts(args.accounts, generate=max(args.generate_accounts, 0))
-    except AccountsError as exc:
+    except (ListenAddressError, AccountsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.allow_non_loopback:
+        warn_exposed()
     try:
         server = make_server(
             args.host, args.port, create_app(config, dict(args.fault)), threaded=True

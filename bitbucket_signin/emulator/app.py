@@ -34,6 +34,7 @@ from markupsafe import escape
 
 from .accounts import Account, Consumer, EmulatorConfig
 from .faults import Fault, FaultError, FaultRegistry, check_endpoint, fault_from_dict
+from .loopback import is_loopback
 
 CODE_LIFETIME = 600
 TOKEN_LIFETIME = 7200
@@ -54,6 +55,7 @@ SCOPE_DESCRIPTIONS = {
     "team": "Read your workspace membership",
 }
 CONTROL_PARAMS = ("account", "action")
+CONTROL_PREFIX = "/_emulator/"
 
 P = ParamSpec("P")
 bp = Blueprint("emulator", __name__)
@@ -578,6 +580,17 @@ def avatar(account_id: str) -> ResponseReturnValue:
 # --- control API --------------------------------------------------------------------------
 
 
+@bp.before_request
+def control_routes_for_loopback_peers_only() -> ResponseReturnValue | None:
+    """Refuse ``/_emulator/`` to any TCP peer not on this machine.
+
+    ``remote_addr`` is the socket's peer here (nothing rewrites it from X-Forwarded-For).
+    """
+    if request.path.startswith(CONTROL_PREFIX) and not is_loopback(request.remote_addr):
+        return jsonify(error="The emulator's control routes answer only on loopback."), 403
+    return None
+
+
 @bp.get("/_emulator/health")
 def health() -> ResponseReturnValue:
     """Liveness."""
@@ -650,7 +663,7 @@ def _client_auth_kind() -> str | None:
 def log_request(response: Response) -> Response:
     """Log API and OAuth calls (never secret or token values)."""
     name = g.get("endpoint")
-    if name is None and request.path.startswith("/_emulator/"):
+    if name is None and request.path.startswith(CONTROL_PREFIX):
         return response
     auth = request.authorization
     form = request.form

@@ -12,13 +12,15 @@ from werkzeug.serving import make_server
 from .accounts import EmulatorConfig
 from .app import EmulatorState, create_app, emulator_state
 from .faults import Fault
+from .loopback import check_listen_address, warn_exposed
 
 
 class EmulatorServer:
     """The emulator served by a threaded werkzeug server on a daemon thread.
 
     Starts on construction; ``port=0`` picks a free port. Use as a context manager or call
-    :meth:`shutdown`.
+    :meth:`shutdown`. A non-loopback ``host`` raises :class:`ListenAddressError` unless
+    ``allow_non_loopback`` is true, which prints a warning banner on stderr.
     """
 
     def __init__(
@@ -28,7 +30,11 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Mapping[str, Fault] | None = None,
+        allow_non_loopback: bool = False,
     ) -> None:
+        check_listen_address(host, allow_non_loopback=allow_non_loopback)
+        if allow_non_loopback:
+            warn_exposed()
         self.app: Flask = create_app(config, faults)
         self._server = make_server(host, port, self.app, threaded=True)
         self.host = host

@@ -39,6 +39,12 @@ CONFIGURED_CALLBACK = f"http://127.0.0.1{CALLBACK_PATH}"  # the emulator's consu
 KEPT = ["/", "/dash?x=1", "/a/b?q=a%20b&r=%2F", "/@jane", "/docs/caf%C3%A9", "/x#part"]
 
 
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """These tests sign in up to 30 times a minute from 127.0.0.1, the default limit: raised."""
+    return make_app(BITBUCKET_RATE_LIMIT="1000 per minute")
+
+
 # --- the browser's view of a Location, and the property every `next` must keep -----------
 
 
