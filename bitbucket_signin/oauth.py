@@ -25,6 +25,9 @@ from .errors import SignInError
 
 PROVIDER = "bitbucket"
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
+STALE_LINK = (
+    "This sign-in link has expired or was already used. Please start again from the sign-in page."
+)
 
 
 class _HideCodeVerifier(logging.Filter):
@@ -63,10 +66,7 @@ def exchange_code(oauth_app: Any) -> dict[str, Any]:
     try:
         token: dict[str, Any] = oauth_app.authorize_access_token()
     except MismatchingStateError:
-        raise SignInError(
-            "This sign-in link has expired or was already used. Please sign in again.",
-            status=400,
-        ) from None
+        raise SignInError(STALE_LINK, status=400) from None
     except requests.RequestException as error:
         raise upstream_error_for_exception(error, TOKEN_CALL) from None
     except OAuthError as error:

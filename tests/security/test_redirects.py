@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.redirects import MAX_NEXT_LENGTH, safe_next
-from bitbucket_signin.views import NEXT_KEY
+from bitbucket_signin.views import PENDING_STATE_PREFIX
 
 from ..support import (
     JANE,
@@ -205,7 +205,7 @@ def test_next_is_validated_again_when_used(
     authorize_url = start_sign_in(http, live_app, "/dash")
     state = parse_qs(urlsplit(authorize_url).query)["state"][0]
     data = session_contents(app, http.cookies.get("session"))
-    data[NEXT_KEY] = {state: f"//{EVIL}/"}
+    data[PENDING_STATE_PREFIX + state]["data"]["next"] = f"//{EVIL}/"
     http.cookies.set("session", signed_session(app, data), domain="127.0.0.1")
     callback = http.get(
         grant_at_emulator(bitbucket.url, authorize_url, JANE), allow_redirects=False
