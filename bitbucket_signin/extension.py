@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 from flask_login import LoginManager
 
@@ -14,7 +13,7 @@ from .catalog import CatalogStore
 from .client import BitbucketClient
 from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SignInError
-from .oauth import register_bitbucket
+from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
 from .resolvers import Identity, Resolver, build_chain, resolve
 from .security import install_security
@@ -74,8 +73,7 @@ class SignInState:
         self.client = BitbucketClient(
             settings.api_base_url, timeout=settings.timeout, user_agent=user_agent
         )
-        self.oauth = OAuth(app)
-        self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
+        self.oauth_app = bitbucket_oauth_app(settings, user_agent)
         self.login_manager = _login_manager(app)
 
     def resolve(self, profile: BitbucketProfile) -> Identity:

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from authlib.integrations.flask_client import OAuth
+from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
 from .client import (
     UpstreamError,
@@ -40,10 +40,17 @@ class _HideCodeVerifier(logging.Filter):
 logging.getLogger("authlib.integrations.base_client.sync_app").addFilter(_HideCodeVerifier())
 
 
-def register_bitbucket(oauth: OAuth, settings: Settings, user_agent: str) -> Any:
-    """Register Bitbucket Cloud with client authentication by HTTP Basic and PKCE S256."""
+def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
+    """Authlib's Flask client for Bitbucket Cloud: HTTP Basic client authentication, PKCE S256.
+
+    Built directly, not through ``OAuth(app).register``: that registry would also read
+    ``BITBUCKET_AUTHORIZE_PARAMS``, ``BITBUCKET_ACCESS_TOKEN_PARAMS`` and the like from the
+    app's config, past our validated settings, and would take the ``app.extensions`` slot
+    of the host app's own Authlib registry.
+    """
     scope = " ".join(dict.fromkeys(("account", "email", *settings.scopes)))
-    return oauth.register(
+    return FlaskOAuth2App(
+        FlaskIntegration(PROVIDER),
         PROVIDER,
         client_id=settings.client_id,
         client_secret=settings.client_secret,
