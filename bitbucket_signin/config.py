@@ -252,7 +252,7 @@ def _check_secret_key(config: Mapping[str, Any]) -> None:
     secret = config.get("SECRET_KEY")
     if not secret:
         raise ConfigError("SECRET_KEY is not set: sessions cannot be signed without it")
-    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    key = secret if isinstance(secret, bytes) else str(secret).encode()
     advice = f"use at least {MIN_SECRET_KEY_BYTES} random bytes"
     if len(key) < MIN_SECRET_KEY_BYTES and not config.get("TESTING"):
         raise ConfigError(f"SECRET_KEY is too short ({len(key)} bytes): {advice}")
