@@ -6,6 +6,7 @@ broken deployment stops at start-up rather than at the first click.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from limits import parse_many
@@ -48,9 +50,46 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_PATH": None,
     "RATE_LIMIT": "30 per minute",
     "RATE_LIMIT_STORAGE_URL": None,  # the session Redis when there is one, else memory://
+    "HSTS": "max-age=31536000; includeSubDomains",
 }
 
 MIN_SECRET_KEY_BYTES = 32
+MIN_SECRET_KEY_DISTINCT = 8
+# Keys copied from examples and tutorials, compared lower-cased without separators: refused
+# whole or repeated ("changemechangeme…"), and the long ones also as a key's beginning.
+PLACEHOLDER_SECRET_KEYS = frozenset(
+    {
+        "changeme",
+        "changethis",
+        "replaceme",
+        "yoursecretkey",
+        "yoursecret",
+        "secretkey",
+        "mysecretkey",
+        "supersecret",
+        "supersecretkey",
+        "secret",
+        "dev",
+        "development",
+        "test",
+        "testing",
+        "default",
+        "example",
+        "placeholder",
+        "insecure",
+        "djangoinsecure",
+        "notasecret",
+        "password",
+        "flask",
+        "todo",
+        "xxx",
+        "abc123",
+        "123456",
+        "qwerty",
+    }
+)
+_PLACEHOLDER_PREFIX_MIN = 8
+LOOPBACK_NAMES = frozenset({"localhost"})
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -109,6 +148,7 @@ class Settings:
     metrics_path: str | None
     rate_limit: str | None
     rate_limit_storage_url: str = field(repr=False)  # may hold a Redis password
+    hsts: str | None
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -119,20 +159,22 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     values["CLIENT_ID"] = config.get(PREFIX + "CLIENT_ID")
     values["CLIENT_SECRET"] = config.get(PREFIX + "CLIENT_SECRET")
     values["CATALOG"] = config.get(PREFIX + "CATALOG")
+    names = {key: PREFIX + key for key in values}
     if values["APP_CONFIG"]:
         for key, value in read_app_config(values["APP_CONFIG"], environ).items():
             if config.get(PREFIX + key) in (None, "", []):
                 values[key] = value
+                names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
 
     return Settings(
         client_id=_required_text(values, "CLIENT_ID"),
         client_secret=_required_text(values, "CLIENT_SECRET"),
         catalog_path=_catalog_path(values),
         resolvers=tuple(_resolver_list(values["SIGNIN_RESOLVERS"])),
-        authorize_url=_url(values, "AUTHORIZE_URL"),
-        token_url=_url(values, "TOKEN_URL"),
-        api_base_url=_url(values, "API_BASE_URL").rstrip("/"),
-        callback_url=_url(values, "CALLBACK_URL") if values["CALLBACK_URL"] else None,
+        authorize_url=_url(values, "AUTHORIZE_URL", names),
+        token_url=_url(values, "TOKEN_URL", names),
+        api_base_url=_url(values, "API_BASE_URL", names).rstrip("/"),
+        callback_url=_url(values, "CALLBACK_URL", names) if values["CALLBACK_URL"] else None,
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
@@ -156,6 +198,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         rate_limit_storage_url=_rate_limit_storage_url(
             values["RATE_LIMIT_STORAGE_URL"] or _limiter_url(values["SESSION_REDIS_URL"])
         ),
+        hsts=_hsts(values["HSTS"]),
     )
 
 
@@ -232,16 +275,34 @@ def _duration_from_mapping(parts: Mapping[str, Any], key: str) -> timedelta:
 
 
 def _check_secret_key(config: Mapping[str, Any]) -> None:
+    """A key anyone could guess signs sessions anyone could forge; only tests may be short."""
     secret = config.get("SECRET_KEY")
     if not secret:
         raise ConfigError("SECRET_KEY is not set: sessions cannot be signed without it")
-    size = len(secret.encode() if isinstance(secret, str) else secret)
-    relaxed = config.get("TESTING") or config.get("DEBUG")
-    if size < MIN_SECRET_KEY_BYTES and not relaxed:
+    key = secret if isinstance(secret, bytes) else str(secret).encode()
+    advice = f"use at least {MIN_SECRET_KEY_BYTES} random bytes"
+    if len(key) < MIN_SECRET_KEY_BYTES and not config.get("TESTING"):
+        raise ConfigError(f"SECRET_KEY is too short ({len(key)} bytes): {advice}")
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
         raise ConfigError(
-            f"SECRET_KEY is too short ({size} bytes): "
-            f"use at least {MIN_SECRET_KEY_BYTES} random bytes"
+            f"SECRET_KEY has fewer than {MIN_SECRET_KEY_DISTINCT} different characters: {advice}"
         )
+    if _is_placeholder(key):
+        raise ConfigError(f"SECRET_KEY is a well-known placeholder, not a secret: {advice}")
+
+
+def _is_placeholder(key: bytes) -> bool:
+    """Whether ``key`` is a known placeholder: whole, repeated, or (long ones) as its start."""
+    text = re.sub(rb"[^a-z0-9]", b"", key.lower()).decode("ascii")
+    if not text:
+        return False
+    for placeholder in PLACEHOLDER_SECRET_KEYS:
+        repeated = placeholder * (len(text) // len(placeholder) + 1)
+        if repeated.startswith(text) and len(text) >= len(placeholder):
+            return True
+        if len(placeholder) >= _PLACEHOLDER_PREFIX_MIN and text.startswith(placeholder):
+            return True
+    return False
 
 
 def _substitute_env(node: Any, environ: Mapping[str, str], key: str) -> Any:
@@ -282,11 +343,42 @@ def _catalog_path(values: Mapping[str, Any]) -> Path:
     return path
 
 
-def _url(values: Mapping[str, Any], name: str) -> str:
+def _url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) -> str:
+    """An absolute URL: ``https://``, or ``http://`` to this machine only (demo and tests)."""
     value = _required_text(values, name)
     if not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"{PREFIX}{name}: {value!r} is not an absolute http(s) URL")
+        raise ConfigError(f"{names[name]}: {value!r} is not an absolute http(s) URL")
+    if value.startswith("http://") and not is_loopback(urlsplit(value).hostname):
+        raise ConfigError(
+            f"{names[name]}: {value!r} is plain http to another machine: use https "
+            "(http is only for localhost, 127.0.0.0/8 and ::1)"
+        )
     return value
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _hsts(value: Any) -> str | None:
+    """The ``Strict-Transport-Security`` value, or ``None`` when switched off."""
+    if value is True:
+        return str(DEFAULTS["HSTS"])
+    if not _flag(value):
+        return None
+    text = str(value).strip()
+    directives = [part.strip().lower() for part in text.split(";") if part.strip()]
+    if not any(re.fullmatch(r"max-age=\d+", directive) for directive in directives):
+        raise ConfigError(
+            f"{PREFIX}HSTS: {text!r} needs max-age=<seconds> (or false to switch it off)"
+        )
+    return text
 
 
 def _path(values: Mapping[str, Any], name: str) -> str:

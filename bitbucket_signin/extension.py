@@ -6,7 +6,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 from flask_login import LoginManager
 
@@ -16,7 +15,7 @@ from .client import BitbucketClient
 from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
 from .metrics import Metrics, install_metrics
-from .oauth import register_bitbucket
+from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
 from .resolvers import Identity, Resolver, build_chain, resolve
@@ -90,8 +89,7 @@ class SignInState:
         self.client = BitbucketClient(
             settings.api_base_url, timeout=settings.timeout, user_agent=user_agent
         )
-        self.oauth = OAuth(app)
-        self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
+        self.oauth_app = bitbucket_oauth_app(settings, user_agent)
         self.login_manager = _login_manager(app)
         self.redis_sessions: RedisSessions | None = None
         self.metrics: Metrics | None = None

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from authlib.integrations.flask_client import OAuth
+from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
 from .client import (
     UpstreamError,
@@ -25,6 +25,9 @@ from .errors import SignInError
 
 PROVIDER = "bitbucket"
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
+STALE_LINK = (
+    "This sign-in link has expired or was already used. Please start again from the sign-in page."
+)
 
 
 class _HideCodeVerifier(logging.Filter):
@@ -37,10 +40,17 @@ class _HideCodeVerifier(logging.Filter):
 logging.getLogger("authlib.integrations.base_client.sync_app").addFilter(_HideCodeVerifier())
 
 
-def register_bitbucket(oauth: OAuth, settings: Settings, user_agent: str) -> Any:
-    """Register Bitbucket Cloud with client authentication by HTTP Basic and PKCE S256."""
+def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
+    """Authlib's Flask client for Bitbucket Cloud: HTTP Basic client authentication, PKCE S256.
+
+    Built directly, not through ``OAuth(app).register``: that registry would also read
+    ``BITBUCKET_AUTHORIZE_PARAMS``, ``BITBUCKET_ACCESS_TOKEN_PARAMS`` and the like from the
+    app's config, past our validated settings, and would take the ``app.extensions`` slot
+    of the host app's own Authlib registry.
+    """
     scope = " ".join(dict.fromkeys(("account", "email", *settings.scopes)))
-    return oauth.register(
+    return FlaskOAuth2App(
+        FlaskIntegration(PROVIDER),
         PROVIDER,
         client_id=settings.client_id,
         client_secret=settings.client_secret,
@@ -63,10 +73,7 @@ def exchange_code(oauth_app: Any) -> dict[str, Any]:
     try:
         token: dict[str, Any] = oauth_app.authorize_access_token()
     except MismatchingStateError:
-        raise SignInError(
-            "This sign-in link has expired or was already used. Please sign in again.",
-            status=400,
-        ) from None
+        raise SignInError(STALE_LINK, status=400) from None
     except requests.RequestException as error:
         raise upstream_error_for_exception(error, TOKEN_CALL) from None
     except OAuthError as error:

@@ -21,8 +21,10 @@ def braced_uuid(value: str) -> str:
 
 @dataclass(frozen=True)
 class Workspace:
+    """A workspace the account belongs to; the session keeps its ``slug`` only."""
+
     slug: str
-    uuid: str
+    uuid: str | None = None
     administrator: bool = False
 
 
@@ -44,7 +46,8 @@ class BitbucketProfile:
     workspaces: tuple[Workspace, ...] | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields that hold something: ``from_dict`` gives the others their defaults."""
+        return asdict(self, dict_factory=_without_empty)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BitbucketProfile:
@@ -61,6 +64,10 @@ class BitbucketProfile:
             if workspaces is None
             else tuple(Workspace(**workspace) for workspace in workspaces),
         )
+
+
+def _without_empty(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: value for key, value in items if value not in (None, "", False)}
 
 
 def select_email(addresses: Iterable[Mapping[str, Any]]) -> str | None:
@@ -112,7 +119,7 @@ def _workspaces(entries: Iterable[Mapping[str, Any]]) -> tuple[Workspace, ...]:
         result.append(
             Workspace(
                 slug=workspace["slug"],
-                uuid=str(workspace.get("uuid") or ""),
+                uuid=_optional_str(workspace.get("uuid")),
                 administrator=entry.get("administrator") is True,
             )
         )
@@ -139,10 +146,13 @@ def workspace_refusal(profile: BitbucketProfile, allowed: frozenset[str]) -> str
 
 
 def for_session(profile: BitbucketProfile, allowed: frozenset[str]) -> BitbucketProfile:
-    """The profile to keep in the cookie: only the workspaces a restriction asks about."""
+    """The profile to keep in the cookie: of the workspaces, only the slugs a restriction
+    asks about (what :func:`workspace_refusal` reads again on every request)."""
     if profile.workspaces is None:
         return profile
     kept = (
-        tuple(w for w in profile.workspaces if ascii_lower(w.slug) in allowed) if allowed else None
+        tuple(Workspace(w.slug) for w in profile.workspaces if ascii_lower(w.slug) in allowed)
+        if allowed
+        else None
     )
     return replace(profile, workspaces=kept)

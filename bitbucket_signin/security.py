@@ -67,6 +67,8 @@ def install_security(app: Flask, settings: Settings) -> None:
             headers.setdefault("X-Content-Type-Options", "nosniff")
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("Referrer-Policy", "same-origin")
+            if settings.hsts and request.is_secure:
+                headers.setdefault("Strict-Transport-Security", settings.hsts)
             if _signed_in_without_loading():
                 headers["Cache-Control"] = "no-store"
                 headers.add("Vary", "Cookie")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -21,12 +23,13 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
+from werkzeug.sansio.utils import host_is_trusted
 
 from .client import UpstreamError
-from .config import Settings
+from .config import Settings, is_loopback
 from .errors import SessionStoreUnavailableError, SignInError
 from .extension import get_state
-from .oauth import PROVIDER, exchange_code
+from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .resolvers import UserNotInCatalogError
@@ -34,10 +37,11 @@ from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
 
-NEXT_KEY = "_bitbucket_next"
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
+# The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
+# this many unfinished sign-ins, each remembering a ``next`` of at most this many characters.
 MAX_PENDING_SIGN_INS = 3
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_KEPT_NEXT_LENGTH = 512
 logger = logging.getLogger(__name__)
 
 _UNCONFIRMED_SIGN_OUT = SignInError(
@@ -91,7 +95,11 @@ def signin_page() -> ResponseReturnValue:
 
 
 def start() -> ResponseReturnValue:
-    """Remember ``next`` and send the browser to Bitbucket with state and PKCE."""
+    """Remember ``next`` and send the browser to Bitbucket with state and PKCE.
+
+    ``next`` is kept with Authlib's pending state (the verifier and redirect_uri), so it
+    expires and is forgotten with it; one too long to keep in the cookie becomes ``/``.
+    """
     extension = get_state()
     next_path = safe_next(request.args.get("next"))
     try:
@@ -100,24 +108,33 @@ def start() -> ResponseReturnValue:
         return render_signin(error=error, next_path=next_path)
     _forget_old_sign_ins()
     authorization = extension.oauth_app.create_authorization_url(redirect_uri)
-    extension.oauth_app.save_authorize_data(redirect_uri=redirect_uri, **authorization)
-    session[NEXT_KEY] = {**session.get(NEXT_KEY, {}), authorization["state"]: next_path}
+    extension.oauth_app.save_authorize_data(
+        state=authorization["state"],
+        code_verifier=authorization["code_verifier"],
+        redirect_uri=redirect_uri,
+        next=next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/",
+    )
     return redirect(authorization["url"])
 
 
 def callback() -> ResponseReturnValue:
-    """Bitbucket sends the browser back here with a code (or an error) and our state."""
+    """Bitbucket sends the browser back here with a code (or an error) and our state.
+
+    Nothing in the request is believed, nor shown, before its state is found pending in
+    this browser's session: anyone can send a person a link carrying an error text.
+    """
     extension = get_state()
     returned_state = request.args.get("state", "")
-    next_path = safe_next(session.get(NEXT_KEY, {}).get(returned_state))
+    next_path = "/"
     try:
-        _check_provider_error(returned_state)
+        next_path = safe_next(_pending_sign_in(returned_state).get("next"))
+        _check_provider_error()
         token = exchange_code(extension.oauth_app)
         profile = extension.client.fetch_profile(token["access_token"])
         del token  # provider tokens are used for sign-in only, never kept
         identity = extension.resolve(profile)
     except SignInError as error:
-        _forget_sign_in(returned_state)
+        session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
         return render_signin(error=error, next_path=next_path)
@@ -260,7 +277,21 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
 
 
-def _check_provider_error(returned_state: str) -> None:
+def _pending_sign_in(returned_state: str) -> dict[str, Any]:
+    """The data Authlib keeps for this browser's unexpired sign-in with ``returned_state``."""
+    pending = session.get(PENDING_STATE_PREFIX + returned_state) if returned_state else None
+    data = pending.get("data") if isinstance(pending, dict) else None
+    if not isinstance(data, dict) or _expired(pending, time.time()):
+        raise SignInError(STALE_LINK, status=400)
+    return data
+
+
+def _expired(pending: Any, now: float) -> bool:
+    expires = pending.get("exp") if isinstance(pending, dict) else None
+    return not isinstance(expires, int | float) or expires < now
+
+
+def _check_provider_error() -> None:
     code = request.args.get("error")
     if code:
         message, status = _PROVIDER_ERRORS.get(
@@ -270,7 +301,7 @@ def _check_provider_error(returned_state: str) -> None:
         if description and code != "access_denied":
             message = f"{message} Bitbucket said: {description[:300]}"
         raise SignInError(message, status=status)
-    if not returned_state or not request.args.get("code"):
+    if not request.args.get("code"):
         raise SignInError(
             "This sign-in link is incomplete. Please start again from the sign-in page.",
             status=400,
@@ -291,30 +322,29 @@ def _callback_url(settings: Settings) -> str:
 
 
 def _host_is_trusted(host: str) -> bool:
-    """Flask itself refuses a Host outside ``TRUSTED_HOSTS``; ``SERVER_NAME`` must match."""
-    if current_app.config.get("TRUSTED_HOSTS"):
-        return True
+    """In ``TRUSTED_HOSTS`` when that is set (checked here too, not only by Flask); else
+    ``SERVER_NAME`` or loopback."""
+    trusted_hosts = current_app.config.get("TRUSTED_HOSTS")
+    if trusted_hosts:
+        return host_is_trusted(host, trusted_hosts)
     server_name = current_app.config.get("SERVER_NAME")
     if server_name and host.lower() == str(server_name).lower():
         return True
-    return urlsplit(f"//{host}").hostname in LOOPBACK_HOSTS
-
-
-def _forget_sign_in(returned_state: str) -> None:
-    session.pop(PENDING_STATE_PREFIX + returned_state, None)
-    pending_next = session.get(NEXT_KEY)
-    if isinstance(pending_next, dict) and returned_state in pending_next:
-        session[NEXT_KEY] = {k: v for k, v in pending_next.items() if k != returned_state}
+    return is_loopback(urlsplit(f"//{host}").hostname)
 
 
 def _forget_old_sign_ins() -> None:
-    """Keep only the newest few unfinished sign-ins, so the cookie cannot grow without end."""
-    pending = sorted(
-        (key for key in session if key.startswith(PENDING_STATE_PREFIX)),
-        key=lambda key: session[key].get("exp", 0) if isinstance(session[key], dict) else 0,
+    """Drop expired sign-ins and keep room for one more among the newest few, so the
+    cookie cannot grow without end."""
+    now = time.time()
+    keys = [key for key in session if key.startswith(PENDING_STATE_PREFIX)]
+    live = sorted(
+        (key for key in keys if not _expired(session[key], now)),
+        key=lambda key: session[key]["exp"],
     )
-    for key in pending[: max(0, len(pending) - MAX_PENDING_SIGN_INS + 1)]:
-        _forget_sign_in(key.removeprefix(PENDING_STATE_PREFIX))
+    stale = [key for key in keys if key not in live]
+    for key in stale + live[: max(0, len(live) - MAX_PENDING_SIGN_INS + 1)]:
+        session.pop(key)
 
 
 def _log_refusal(error: SignInError) -> None:

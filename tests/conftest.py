@@ -79,8 +79,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask], clock: FakeClock) -> Flask:
-    return make_app(BITBUCKET_CLOCK=clock)
+def app(make_app: Callable[..., Flask], clock: FakeClock, request: pytest.FixtureRequest) -> Flask:
+    """The app on the test clock; ``@pytest.mark.rate_limit("…")`` sets BITBUCKET_RATE_LIMIT
+    for tests that sign in more often than the default allows."""
+    marker = request.node.get_closest_marker("rate_limit")
+    limit = {"BITBUCKET_RATE_LIMIT": marker.args[0]} if marker else {}
+    return make_app(BITBUCKET_CLOCK=clock, **limit)
 
 
 @pytest.fixture

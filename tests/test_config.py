@@ -67,8 +67,129 @@ def test_misconfiguration_is_one_line_naming_the_setting(
     assert "secret" not in message.replace("SECRET", "")
 
 
-def test_short_secret_key_allowed_when_testing() -> None:
-    assert settings_with(SECRET_KEY="short", TESTING=True).client_id == "id"
+def test_short_secret_key_allowed_when_testing_only() -> None:
+    assert settings_with(SECRET_KEY="short-k3y!", TESTING=True).client_id == "id"
+    with pytest.raises(ConfigError, match="SECRET_KEY is too short"):
+        settings_with(SECRET_KEY="short-k3y!", DEBUG=True)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 32,
+        "ab" * 40,
+        b"\x00\x01" * 32,
+        "0123456" * 8,
+        "change-me",
+        "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+        "changemechangemechangemechangemech",
+        "Change_Me_please_0123456789abcdefghij",
+        "your-secret-key-goes-here-0123456789abc",
+        "replace-me-with-a-long-random-value-xyz",
+        "secret-secret-secret-secret-secret-secret",
+        "dev-dev-dev-dev-dev-dev-dev-dev-dev-dev-dev",
+        "django-insecure-0123456789abcdefghijklmnopqrstuvwxyz",
+        "Super_Secret_Key_1234567890_abcdefghijk",
+    ],
+)
+def test_guessable_secret_keys_are_refused_even_when_long(key: str | bytes) -> None:
+    for testing in (False, True):
+        with pytest.raises(ConfigError) as raised:
+            settings_with(SECRET_KEY=key, TESTING=testing)
+        assert str(raised.value).startswith("SECRET_KEY ")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        SECRET_KEY,
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "devXq3-7Lk_2pZr9wVt0sNc8mYb4hGf1eJd6aQo5iUu",
+        b"\x8f\x12\xa0\x7e\x01\xfe\x33\x90\x4c\xd2\x5b\x6a\xe7\x18\xc4\x29" * 2,
+    ],
+)
+def test_random_secret_keys_pass(key: str | bytes) -> None:
+    assert settings_with(SECRET_KEY=key).client_id == "id"
+
+
+URL_SETTINGS = ("AUTHORIZE_URL", "TOKEN_URL", "API_BASE_URL", "CALLBACK_URL")
+
+
+@pytest.mark.parametrize("name", URL_SETTINGS)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bitbucket.example/x",
+        "http://10.0.0.5:7008/x",
+        "http://127.0.0.1@evil.example/x",
+        "http://localhost.evil.example/x",
+        "http://[::2]/x",
+        "http://0.0.0.0:7008/x",
+    ],
+)
+def test_plain_http_to_another_machine_is_refused(name: str, url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_with(**{f"BITBUCKET_{name}": url})
+    message = str(raised.value)
+    assert message.startswith(f"BITBUCKET_{name}: ")
+    assert "https" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", URL_SETTINGS)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:7007/x",
+        "http://LOCALHOST/x",
+        "http://127.0.0.1:7008/x",
+        "http://127.8.9.10/x",
+        "http://[::1]:7008/x",
+        "https://bitbucket.example/x",
+    ],
+)
+def test_https_or_loopback_http_is_accepted(name: str, url: str) -> None:
+    key = name.lower()
+    assert getattr(settings_with(**{f"BITBUCKET_{name}": url}), key) == url.rstrip("/")
+
+
+def test_app_config_http_callback_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
+    app_config = tmp_path / "app-config.yaml"
+    app_config.write_text(
+        "auth:\n  providers:\n    bitbucket:\n      development:\n"
+        "        callbackUrl: http://portal.example.com/api/auth/bitbucket/handler/frame\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        settings_with(BITBUCKET_APP_CONFIG=str(app_config))
+    assert str(raised.value).startswith(
+        "BITBUCKET_CALLBACK_URL (from BITBUCKET_APP_CONFIG): 'http://portal.example.com/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (False, None),
+        ("", None),
+        ("false", None),
+        ("off", None),
+        (True, "max-age=31536000; includeSubDomains"),
+        (
+            "max-age=63072000; includeSubDomains; preload",
+            "max-age=63072000; includeSubDomains; preload",
+        ),
+        ("includeSubDomains; max-age=600", "includeSubDomains; max-age=600"),
+    ],
+)
+def test_hsts_setting(value: Any, expected: str | None) -> None:
+    assert settings_with(BITBUCKET_HSTS=value).hsts == expected
+    assert settings_with().hsts == "max-age=31536000; includeSubDomains"
+
+
+@pytest.mark.parametrize("value", ["yes", "max-age=soon", "includeSubDomains", 1])
+def test_hsts_without_max_age_is_refused(value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^BITBUCKET_HSTS: "):
+        settings_with(BITBUCKET_HSTS=value)
 
 
 @pytest.mark.parametrize(

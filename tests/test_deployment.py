@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from .processes import app_environment, emulator_process, gunicorn_app, run_wsgi
-from .support import DATA, JANE, sign_in
+from .support import DATA, JANE, SECRET_KEY, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_signin_page_served(deployment: tuple[str, str]) -> None:
     ("environment", "line"),
     [
         ({}, "SECRET_KEY is not set: sessions cannot be signed without it"),
-        ({"FLASK_SECRET_KEY": "x" * 40}, "BITBUCKET_CLIENT_ID is not set"),
+        ({"FLASK_SECRET_KEY": SECRET_KEY}, "BITBUCKET_CLIENT_ID is not set"),
     ],
 )
 def test_wsgi_refuses_to_start_with_one_line(environment: dict[str, str], line: str) -> None:

@@ -109,5 +109,7 @@ def test_session_copy_keeps_only_workspaces_that_matter() -> None:
         ],
     )
     assert for_session(profile, frozenset()).workspaces is None
-    kept = for_session(profile, frozenset({"acme"})).workspaces
-    assert kept == (Workspace(slug="acme", uuid="{a}"),)
+    kept = for_session(profile, frozenset({"acme"}))
+    assert kept.workspaces == (Workspace(slug="acme"),)
+    assert kept.to_dict()["workspaces"] == ({"slug": "acme"},)
+    assert BitbucketProfile.from_dict(kept.to_dict()) == kept

@@ -51,7 +51,7 @@ PAGES: dict[str, tuple[bool, Callable[[requests.Session, str, EmulatorServer], A
         lambda http, url, bb: http.get(f"{url}{PREFIX}/start", headers={"Host": "evil.test"}),
     ),
     "callback-400": (False, lambda http, url, bb: http.get(f"{url}{PREFIX}/handler/frame")),
-    "callback-denied-403": (
+    "callback-error-no-state-400": (
         False,
         lambda http, url, bb: http.get(f"{url}{PREFIX}/handler/frame?error=access_denied&state=x"),
     ),

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.redirects import MAX_NEXT_LENGTH, safe_next
-from bitbucket_signin.views import NEXT_KEY
+from bitbucket_signin.views import PENDING_STATE_PREFIX
 
 from ..support import (
     JANE,
@@ -39,10 +39,8 @@ CONFIGURED_CALLBACK = f"http://127.0.0.1{CALLBACK_PATH}"  # the emulator's consu
 KEPT = ["/", "/dash?x=1", "/a/b?q=a%20b&r=%2F", "/@jane", "/docs/caf%C3%A9", "/x#part"]
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    """These tests sign in up to 30 times a minute from 127.0.0.1, the default limit: raised."""
-    return make_app(BITBUCKET_RATE_LIMIT="1000 per minute")
+# These tests sign in up to 30 times a minute from 127.0.0.1, the default limit: raised.
+pytestmark = pytest.mark.rate_limit("1000 per minute")
 
 
 # --- the browser's view of a Location, and the property every `next` must keep -----------
@@ -211,7 +209,7 @@ def test_next_is_validated_again_when_used(
     authorize_url = start_sign_in(http, live_app, "/dash")
     state = parse_qs(urlsplit(authorize_url).query)["state"][0]
     data = session_contents(app, http.cookies.get("session"))
-    data[NEXT_KEY] = {state: f"//{EVIL}/"}
+    data[PENDING_STATE_PREFIX + state]["data"]["next"] = f"//{EVIL}/"
     http.cookies.set("session", signed_session(app, data), domain="127.0.0.1")
     callback = http.get(
         grant_at_emulator(bitbucket.url, authorize_url, JANE), allow_redirects=False

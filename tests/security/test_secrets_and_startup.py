@@ -20,12 +20,47 @@ from ..processes import run_wsgi
 from ..support import JANE, grant_at_emulator, home_page, session_contents, start_sign_in
 from .conftest import leaked, log_texts, secret_values
 
+CALLBACK_PATH = "/api/auth/bitbucket/handler/frame"
+APP_CONFIG = f"""
+auth:
+  providers:
+    bitbucket:
+      development:
+        callbackUrl: http://portal.example{CALLBACK_PATH}
+"""
 # Loggers that write request lines (URLs): the only places the spent code may show up.
 ACCESS_LOGGERS = ("werkzeug", "urllib3.connectionpool")
 
 CASES: dict[str, tuple[dict[str, Any], str]] = {
     "no-secret-key": ({"SECRET_KEY": None}, "SECRET_KEY"),
     "short-secret-key": ({"SECRET_KEY": "short-key"}, "SECRET_KEY"),
+    "short-secret-key-in-debug": ({"SECRET_KEY": "short-k3y!", "DEBUG": True}, "SECRET_KEY"),
+    "one-letter-secret-key": ({"SECRET_KEY": "a" * 40}, "SECRET_KEY"),
+    "placeholder-secret-key": ({"SECRET_KEY": "Change-Me-" * 4}, "SECRET_KEY"),
+    "placeholder-prefixed-key": (
+        {"SECRET_KEY": "your-secret-key-here-0123456789abcdef"},
+        "SECRET_KEY",
+    ),
+    "http-authorize-url": (
+        {"BITBUCKET_AUTHORIZE_URL": "http://bitbucket.example/site/oauth2/authorize"},
+        "BITBUCKET_AUTHORIZE_URL",
+    ),
+    "http-token-url": (
+        {"BITBUCKET_TOKEN_URL": "http://bitbucket.example/site/oauth2/access_token"},
+        "BITBUCKET_TOKEN_URL",
+    ),
+    "http-api-base-url": (
+        {"BITBUCKET_API_BASE_URL": "http://10.0.0.7/2.0"},
+        "BITBUCKET_API_BASE_URL",
+    ),
+    "http-callback-url": (
+        {"BITBUCKET_CALLBACK_URL": f"http://portal.example{CALLBACK_PATH}"},
+        "BITBUCKET_CALLBACK_URL",
+    ),
+    "http-callback-in-app-config": (
+        {"BITBUCKET_APP_CONFIG": "{tmp}/app-config.yaml"},
+        "BITBUCKET_CALLBACK_URL (from BITBUCKET_APP_CONFIG)",
+    ),
     "no-client-id": ({"BITBUCKET_CLIENT_ID": None}, "BITBUCKET_CLIENT_ID"),
     "no-client-secret": ({"BITBUCKET_CLIENT_SECRET": None}, "BITBUCKET_CLIENT_SECRET"),
     "blank-client-secret": ({"BITBUCKET_CLIENT_SECRET": "   "}, "BITBUCKET_CLIENT_SECRET"),
@@ -39,6 +74,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 def case_config(case: str, base: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     """The base config with the case's changes (``None`` removes a key)."""
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00kind: User")
+    (tmp_path / "app-config.yaml").write_text(APP_CONFIG)
     config = {**base, **CASES[case][0]}
     return {
         key: value.format(tmp=tmp_path) if isinstance(value, str) else value

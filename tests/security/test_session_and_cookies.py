@@ -135,9 +135,7 @@ def test_no_provider_token_reaches_the_browser_or_the_logs(
     tokens = issued_tokens(bitbucket)
     assert len(tokens) == 2  # one access token, one refresh token: both must stay server-side
     assert leaked(traffic + cookies + log_texts(logs), secret_values(bitbucket)) == []
-    assert all(
-        set(json.loads(cookie)) <= SESSION_KEYS | {"_bitbucket_next"} for cookie in cookies[1:]
-    )
+    assert all(set(json.loads(cookie)) <= SESSION_KEYS for cookie in cookies[1:])
 
 
 def test_account_not_in_catalog_gets_no_session(
