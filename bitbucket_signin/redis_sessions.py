@@ -19,6 +19,7 @@ from flask_login import user_accessed
 
 from .errors import ConfigError, SessionStoreUnavailableError, SignInError
 from .profile import normalize_uuid
+from .session import SEEN_AT_RESOLUTION_SECONDS
 
 try:
     from flask_session.redis import RedisSessionInterface
@@ -63,7 +64,10 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
         self, app: Flask, client: Redis, *, idle_timeout: timedelta, error_page: ErrorPage
     ) -> None:
         super().__init__(app, client=client, key_prefix=SESSION_PREFIX, permanent=False)
-        self.idle_timeout = idle_timeout
+        # Redis forgets a session left idle. The user loader renews the session's last-seen
+        # stamp (a write, which resets this expiry) once a minute at most, so no request has
+        # to push the expiry itself; the minute is added so no active session expires early.
+        self.idle_timeout = idle_timeout + timedelta(seconds=SEEN_AT_RESOLUTION_SECONDS)
         self.error_page = error_page
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
@@ -80,9 +84,6 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
             return
         try:
             super().save_session(app, session, response)
-            if session and not session.modified:
-                # Unchanged: only push the idle timeout further out.
-                self.client.expire(self._get_store_id(session.sid), self.idle_timeout)
         except RedisError as error:
             logger.warning("session store unreachable, saving a session: %s", error)
             self._replace_with_error_page(response)

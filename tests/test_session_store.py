@@ -165,17 +165,28 @@ def test_idle_timeout_and_absolute_lifetime(
 
 
 def test_redis_forgets_an_idle_session_by_itself(
-    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer
+    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer, clock: FakeClock
 ) -> None:
+    """The session's Redis expiry is the idle timeout (and the minute the last-seen stamp
+    may lag), pushed out whenever a request renews that stamp."""
     store = redis.Redis.from_url(redis_url)
     store.flushdb()
-    app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, BITBUCKET_SESSION_IDLE_TIMEOUT="30m")
+    app = make_app(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_SESSION_IDLE_TIMEOUT="30m",
+        BITBUCKET_CLOCK=clock,
+    )
     with serve(app) as url:
         browser = signed_in_browser(url, bitbucket, JANE)
         (key,) = store.keys(SESSIONS)
+        assert 30 * 60 < store.ttl(key) <= 31 * 60
+        assert is_signed_in(browser, url)  # the page's first view adds its CSRF token
         store.expire(key, 5)
-        assert is_signed_in(browser, url)
-        assert 29 * 60 < store.ttl(key) <= 30 * 60
+        assert is_signed_in(browser, url)  # the stamp is fresh: no write
+        assert store.ttl(key) <= 5
+        clock.advance(61)
+        assert is_signed_in(browser, url)  # the stamp is renewed: the expiry too
+        assert 30 * 60 < store.ttl(key) <= 31 * 60
 
 
 def test_unreachable_redis_stops_start_up(make_app: Callable[..., Flask]) -> None:
