@@ -16,7 +16,7 @@ from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SignInError
 from .oauth import register_bitbucket
 from .profile import BitbucketProfile, workspace_refusal
-from .resolvers import Identity, Resolver, build_chain, resolve
+from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
 from .security import install_security
 from .session import install_user_loader
 
@@ -72,7 +72,12 @@ class SignInState:
             raise ConfigError(f"BITBUCKET_CATALOG: {error}") from None
         user_agent = f"bitbucket-signin/{__version__}"
         self.client = BitbucketClient(
-            settings.api_base_url, timeout=settings.timeout, user_agent=user_agent
+            settings.api_base_url,
+            timeout=settings.timeout,
+            max_body_bytes=settings.max_response_bytes,
+            user_agent=user_agent,
+            emails=_fetches_emails(settings, self.resolvers),
+            workspaces=bool(settings.allowed_workspaces),
         )
         self.oauth = OAuth(app)
         self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
@@ -84,6 +89,19 @@ class SignInState:
         if refusal is not None:
             raise SignInError(refusal, status=403)
         return resolve(self.resolvers, profile, self.catalog_store.current())
+
+
+def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:
+    """Whether sign-in asks Bitbucket for the emails: by default when a resolver may read
+    one (an email resolver, or a custom callable, which may read anything)."""
+    by_email = [r.name for r in chain if isinstance(r, CatalogResolver) and r.reads_email]
+    if settings.fetch_emails is False and by_email:
+        raise ConfigError(
+            f"BITBUCKET_FETCH_EMAILS is false, but the resolver {by_email[0]} matches by email"
+        )
+    if settings.fetch_emails is not None:
+        return settings.fetch_emails
+    return bool(by_email) or not all(isinstance(r, CatalogResolver) for r in chain)
 
 
 def _login_manager(app: Flask) -> LoginManager:

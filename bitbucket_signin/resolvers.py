@@ -109,6 +109,7 @@ class _Match:
     suggest: Callable[[str], str]
     entity_name: Callable[[str], str] = str
     takes_domains: bool = False
+    reads_email: bool = False
 
     def create(self, options: Mapping[str, Any]) -> CatalogResolver:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
@@ -144,6 +145,11 @@ class CatalogResolver:
     @property
     def name(self) -> str:
         return self.match.name
+
+    @property
+    def reads_email(self) -> bool:
+        """Whether it matches by the email (which takes a call to ``/user/emails``)."""
+        return self.match.reads_email
 
     def __call__(self, profile: BitbucketProfile, catalog: Catalog) -> Identity:
         value = self.match.read(profile)
@@ -237,6 +243,7 @@ _BUILT_IN = (
         read=lambda profile: profile.email,
         find=_find_by_email,
         suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
+        reads_email=True,
     ),
     _Match(
         name="emailLocalPartMatchingUserEntityName",
@@ -249,6 +256,7 @@ _BUILT_IN = (
         suggest=lambda email: f"metadata:\n  name: {_quote(_split_email(email)[0])}",
         entity_name=lambda email: _split_email(email)[0],
         takes_domains=True,
+        reads_email=True,
     ),
 )
 _ALIASES = {

@@ -20,11 +20,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 
-from .client import UpstreamError
+from .client import Deadline, UpstreamError
 from .config import Settings
 from .errors import SignInError
-from .extension import get_state
+from .extension import SignInState, get_state
 from .oauth import PROVIDER, exchange_code
+from .profile import BitbucketProfile
 from .redirects import safe_next
 from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
@@ -99,9 +100,7 @@ def callback() -> ResponseReturnValue:
     next_path = safe_next(session.get(NEXT_KEY, {}).get(returned_state))
     try:
         _check_provider_error(returned_state)
-        token = exchange_code(extension.oauth_app)
-        profile = extension.client.fetch_profile(token["access_token"])
-        del token  # provider tokens are used for sign-in only, never kept
+        profile = _ask_bitbucket(extension)
         identity = extension.resolve(profile)
     except SignInError as error:
         _forget_sign_in(returned_state)
@@ -115,6 +114,14 @@ def callback() -> ResponseReturnValue:
     return response
 
 
+def _ask_bitbucket(extension: SignInState) -> BitbucketProfile:
+    """Swap the code for a token and ask whose it is, within the callback's deadline.
+    The token is never kept."""
+    deadline = Deadline(extension.settings.callback_timeout)
+    token = exchange_code(extension.oauth_app, deadline)
+    return extension.client.fetch_profile(token["access_token"], deadline)
+
+
 def refresh() -> tuple[Response, int] | Response:
     """Backstage's refresh answer for the signed-in person, as JSON."""
     if request.headers.get("X-Requested-With") != "XMLHttpRequest":
@@ -125,7 +132,7 @@ def refresh() -> tuple[Response, int] | Response:
     return jsonify(
         profile={
             "displayName": user.profile.display_name,
-            "email": user.profile.email,
+            "email": user.email,
             "picture": user.profile.avatar_url,
         },
         backstageIdentity={
