@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,27 @@ class Deadline:
         if left <= 0:
             raise too_late(what)
         return left
+
+
+class SignInLimit:
+    """At most ``size`` sign-ins of this process wait on Bitbucket at once; one more is
+    refused at once (503), so a hanging Bitbucket cannot take every worker thread."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise UpstreamError(
+                "Too many sign-ins are waiting for Bitbucket right now. "
+                "Please try again in a minute.",
+                status=503,
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 10.0,
     "CALLBACK_TIMEOUT": None,  # twice TIMEOUT: the token call, then the profile calls
     "MAX_RESPONSE_BYTES": 1024 * 1024,
+    "MAX_CONCURRENT_SIGN_INS": 8,
     "FETCH_EMAILS": "auto",
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
@@ -91,6 +92,7 @@ class Settings:
     timeout: float
     callback_timeout: float
     max_response_bytes: int
+    max_concurrent_sign_ins: int
     fetch_emails: bool | None
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
@@ -129,6 +131,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         timeout=_positive_number(values, "TIMEOUT"),
         callback_timeout=_callback_timeout(values),
         max_response_bytes=_positive_int(values, "MAX_RESPONSE_BYTES"),
+        max_concurrent_sign_ins=_positive_int(values, "MAX_CONCURRENT_SIGN_INS"),
         fetch_emails=_flag_or_auto(values, "FETCH_EMAILS"),
         allowed_workspaces=frozenset(
             slug.lower() for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")

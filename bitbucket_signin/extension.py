@@ -11,7 +11,7 @@ from flask_login import LoginManager
 
 from . import __version__
 from .catalog import CatalogStore
-from .client import BitbucketClient
+from .client import BitbucketClient, SignInLimit
 from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SignInError
 from .oauth import register_bitbucket
@@ -79,6 +79,7 @@ class SignInState:
             emails=_fetches_emails(settings, self.resolvers),
             workspaces=bool(settings.allowed_workspaces),
         )
+        self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth = OAuth(app)
         self.oauth_app = register_bitbucket(self.oauth, settings, user_agent)
         self.login_manager = _login_manager(app)

@@ -115,11 +115,12 @@ def callback() -> ResponseReturnValue:
 
 
 def _ask_bitbucket(extension: SignInState) -> BitbucketProfile:
-    """Swap the code for a token and ask whose it is, within the callback's deadline.
-    The token is never kept."""
+    """Swap the code for a token and ask whose it is: within the callback's deadline, and
+    only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
     deadline = Deadline(extension.settings.callback_timeout)
-    token = exchange_code(extension.oauth_app, deadline)
-    return extension.client.fetch_profile(token["access_token"], deadline)
+    with extension.sign_in_limit.slot():
+        token = exchange_code(extension.oauth_app, deadline)
+        return extension.client.fetch_profile(token["access_token"], deadline)
 
 
 def refresh() -> tuple[Response, int] | Response:

@@ -40,15 +40,17 @@ def test_defaults() -> None:
 def test_bitbucket_call_settings() -> None:
     defaults = settings_with()
     assert (defaults.callback_timeout, defaults.max_response_bytes) == (20.0, 1024 * 1024)
-    assert defaults.fetch_emails is None
+    assert (defaults.max_concurrent_sign_ins, defaults.fetch_emails) == (8, None)
     assert settings_with(BITBUCKET_TIMEOUT="3").callback_timeout == 6.0  # twice, by default
     from_environment = settings_with(
         BITBUCKET_CALLBACK_TIMEOUT="7.5",
         BITBUCKET_MAX_RESPONSE_BYTES="2048",
+        BITBUCKET_MAX_CONCURRENT_SIGN_INS="3",
         BITBUCKET_FETCH_EMAILS="no",
     )
     assert from_environment.callback_timeout == 7.5
     assert from_environment.max_response_bytes == 2048
+    assert from_environment.max_concurrent_sign_ins == 3
     assert from_environment.fetch_emails is False
     assert settings_with(BITBUCKET_FETCH_EMAILS=True).fetch_emails is True
 
@@ -61,6 +63,8 @@ def test_bitbucket_call_settings() -> None:
         ("BITBUCKET_MAX_RESPONSE_BYTES", "1 MiB"),
         ("BITBUCKET_MAX_RESPONSE_BYTES", 0),
         ("BITBUCKET_MAX_RESPONSE_BYTES", True),
+        ("BITBUCKET_MAX_CONCURRENT_SIGN_INS", "-1"),
+        ("BITBUCKET_MAX_CONCURRENT_SIGN_INS", 2.5),
         ("BITBUCKET_FETCH_EMAILS", "sometimes"),
     ],
 )
