@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 
 from bitbucket_signin.config import DEFAULTS
 from bitbucket_signin.emulator import EmulatorServer
@@ -41,16 +42,21 @@ def test_the_shipped_gunicorn_settings_leave_threads_beyond_the_limit() -> None:
     assert "`gunicorn.conf.py`" in readme().split("## Real Bitbucket Cloud", 1)[1]
 
 
-def fake_callback(app_url: str) -> tuple[requests.Session, str]:
-    """A browser that pressed "Sign in", and its callback with this state and a fake code."""
-    browser = requests.Session()
-    state = parse_qs(urlsplit(start_sign_in(browser, app_url)).query)["state"][0]
-    return browser, f"{app_url}/api/auth/bitbucket/handler/frame?code=fake&state={state}"
+def fake_callback(app_url: str) -> tuple[str, RequestsCookieJar]:
+    """The callback, with a valid state and a fake code, of a browser that pressed "Sign in";
+    and that browser's cookies."""
+    with requests.Session() as browser:
+        state = parse_qs(urlsplit(start_sign_in(browser, app_url)).query)["state"][0]
+        callback = f"{app_url}/api/auth/bitbucket/handler/frame?code=fake&state={state}"
+        return callback, browser.cookies
 
 
-def timed_get(browser: requests.Session, url: str) -> tuple[requests.Response, float]:
+def timed_get(
+    url: str, cookies: RequestsCookieJar | None = None
+) -> tuple[requests.Response, float]:
+    """``GET url`` on a new connection, and how long it took."""
     began = time.monotonic()
-    response = browser.get(url, allow_redirects=False, timeout=120)
+    response = requests.get(url, cookies=cookies, allow_redirects=False, timeout=120)
     return response, time.monotonic() - began
 
 
@@ -76,9 +82,9 @@ def test_a_hanging_token_endpoint_leaves_the_site_answering(bitbucket: EmulatorS
             gunicorn_app(environment, WORKERS, as_shipped=True) as app_url,
             ThreadPoolExecutor(CALLBACKS) as pool,
         ):
-            browsers = [fake_callback(app_url) for _ in range(CALLBACKS)]
+            callbacks = [fake_callback(app_url) for _ in range(CALLBACKS)]
             calls: list[Future[tuple[requests.Response, float]]] = [
-                pool.submit(timed_get, browser, url) for browser, url in browsers
+                pool.submit(timed_get, url, cookies) for url, cookies in callbacks
             ]
             try:
 
@@ -88,8 +94,7 @@ def test_a_hanging_token_endpoint_leaves_the_site_answering(bitbucket: EmulatorS
                 # Each callback either waits at the token endpoint or has its answer.
                 assert until(lambda: len(answered()) + upstream.answering() == CALLBACKS, 60)
                 hanging = upstream.answering()
-                with requests.Session() as bystander_browser:
-                    bystander, seconds = timed_get(bystander_browser, f"{app_url}/signin")
+                bystander, seconds = timed_get(f"{app_url}/signin")
                 assert bystander.status_code == 200
                 assert seconds < PROMPT
                 assert upstream.answering() == hanging  # they still hang
@@ -102,7 +107,5 @@ def test_a_hanging_token_endpoint_leaves_the_site_answering(bitbucket: EmulatorS
             finally:
                 upstream.release.set()
             results = [call.result(timeout=60) for call in calls]
-            for browser, _ in browsers:
-                browser.close()
     statuses = sorted(response.status_code for response, _ in results)
     assert statuses == [502] * hanging + [503] * (CALLBACKS - hanging)  # never a 500
