@@ -8,16 +8,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .errors import SignInError
 from .profile import BitbucketProfile, profile_from_api
 from .redirects import origin
+from .transport import BodyTooLargeError, BoundedAdapter, RedirectRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +60,19 @@ def upstream_error_for_status(status: int, what: str) -> UpstreamError:
     )
 
 
+def too_late(what: str) -> UpstreamError:
+    """The error to show when ``what`` ran out of time (its own, or the sign-in's)."""
+    return UpstreamError(f"Bitbucket did not answer in time ({what}).", status=504)
+
+
 def upstream_error_for_exception(error: requests.RequestException, what: str) -> UpstreamError:
     """The error to show when a request to Bitbucket did not complete."""
     if isinstance(error, requests.Timeout):
-        return UpstreamError(f"Bitbucket did not answer in time ({what}).", status=504)
+        return too_late(what)
+    if isinstance(error, RedirectRefusedError):
+        return UpstreamError(f"Bitbucket answered with a redirect, which is not followed ({what}).")
+    if isinstance(error, BodyTooLargeError):
+        return UpstreamError(f"Bitbucket sent a larger answer than this site accepts ({what}).")
     if isinstance(error, requests.ConnectionError):
         return UpstreamError(f"Bitbucket could not be reached ({what}).", status=502)
     return UpstreamError(f"The request to Bitbucket failed ({what}).", status=502)
@@ -76,40 +89,102 @@ def json_object(response: requests.Response, what: str) -> dict[str, Any]:
     return data
 
 
-class BitbucketClient:
-    """Fetches a profile with three concurrent calls over pooled keep-alive connections."""
+class Deadline:
+    """The moment a sign-in stops waiting for Bitbucket: every call gets only the time left."""
 
-    def __init__(self, api_base_url: str, *, timeout: float, user_agent: str) -> None:
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def seconds_left(self, what: str) -> float:
+        """The time left for the call ``what``; none left is an :class:`UpstreamError` (504)."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise too_late(what)
+        return left
+
+
+class SignInLimit:
+    """At most ``size`` sign-ins of this process wait on Bitbucket at once; one more is
+    refused at once (503), so a hanging Bitbucket cannot take every worker thread."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise UpstreamError(
+                "Too many sign-ins are waiting for Bitbucket right now. "
+                "Please try again in a minute.",
+                status=503,
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A paginated list of the profile, and the statuses that mean "Bitbucket will not say"."""
+
+    path: str
+    what: str
+    tolerated: frozenset[int]
+
+
+EMAILS = _Listing("/user/emails", "user emails", frozenset({403}))
+WORKSPACES = _Listing("/user/workspaces", "user workspaces", TOLERATED_WORKSPACE_STATUSES)
+
+
+class BitbucketClient:
+    """Fetches a profile: ``/user``, and concurrently only the lists the configuration needs
+    (``emails``, ``workspaces``); a list not asked for is unknown (``None``) in the profile.
+
+    Every call goes through a :class:`BoundedAdapter`: at most ``timeout`` seconds for the
+    whole call, no redirects, at most ``max_body_bytes`` of answer.
+    """
+
+    def __init__(
+        self,
+        api_base_url: str,
+        *,
+        timeout: float,
+        max_body_bytes: int,
+        user_agent: str,
+        emails: bool,
+        workspaces: bool,
+    ) -> None:
         self.api_base_url = api_base_url.rstrip("/")
         self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
         self.user_agent = user_agent
+        self.listings = tuple(
+            listing for listing, wanted in ((EMAILS, emails), (WORKSPACES, workspaces)) if wanted
+        )
         self._origin = origin(self.api_base_url)
         self._lock = threading.Lock()
         self._session_of_pid: tuple[int, requests.Session] | None = None
 
-    def fetch_profile(self, access_token: str) -> BitbucketProfile:
+    def fetch_profile(self, access_token: str, deadline: Deadline) -> BitbucketProfile:
         """Ask Bitbucket who ``access_token`` belongs to; raises :class:`UpstreamError`."""
         session, pool = self._session(), _thread_pool()
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        emails = pool.submit(
-            self._get_all_pages, session, "/user/emails", headers, "user emails", frozenset({403})
-        )
-        workspaces = pool.submit(
-            self._get_all_pages,
-            session,
-            "/user/workspaces",
-            headers,
-            "user workspaces",
-            TOLERATED_WORKSPACE_STATUSES,
-        )
+        pending = {
+            listing: pool.submit(self._get_all_pages, session, listing, headers, deadline)
+            for listing in self.listings
+        }
         try:
-            user = self._get_json(session, "/user", headers, "user")
-            email_values, workspace_values = emails.result(), workspaces.result()
+            user = self._get_json(session, "/user", headers, "user", deadline)
+            lists = {
+                listing: _result(future, listing.what, deadline)
+                for listing, future in pending.items()
+            }
         finally:
-            emails.cancel()
-            workspaces.cancel()
+            for future in pending.values():
+                future.cancel()
         try:
-            return profile_from_api(user, email_values or [], workspace_values)
+            return profile_from_api(user, lists.get(EMAILS) or [], lists.get(WORKSPACES))
         except (ValueError, TypeError, AttributeError) as error:
             raise UpstreamError(f"Bitbucket sent an unexpected profile ({error}).") from None
 
@@ -118,7 +193,12 @@ class BitbucketClient:
         with self._lock:
             if self._session_of_pid is None or self._session_of_pid[0] != os.getpid():
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+                adapter = BoundedAdapter(
+                    timeout=self.timeout,
+                    max_body_bytes=self.max_body_bytes,
+                    pool_connections=4,
+                    pool_maxsize=POOL_SIZE,
+                )
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = self.user_agent
@@ -131,10 +211,12 @@ class BitbucketClient:
         path_or_url: str,
         headers: Mapping[str, str],
         what: str,
+        deadline: Deadline,
     ) -> dict[str, Any]:
         url = path_or_url if "://" in path_or_url else self.api_base_url + path_or_url
+        timeout = deadline.seconds_left(what)
         try:
-            response = session.get(url, headers=headers, timeout=self.timeout)
+            response = session.get(url, headers=headers, timeout=timeout)
         except requests.RequestException as error:
             raise upstream_error_for_exception(error, what) from None
         if response.status_code != 200:
@@ -144,28 +226,34 @@ class BitbucketClient:
     def _get_all_pages(
         self,
         session: requests.Session,
-        path: str,
+        listing: _Listing,
         headers: Mapping[str, str],
-        what: str,
-        tolerated: frozenset[int],
+        deadline: Deadline,
     ) -> list[dict[str, Any]] | None:
         """Every value of a paginated list, or ``None`` when Bitbucket will not say."""
         try:
-            return list(self._pages(session, path, headers, what))
+            return list(self._pages(session, listing, headers, deadline))
         except UpstreamError as error:
-            if error.upstream_status in tolerated:
-                logger.info("Bitbucket would not list %s (HTTP %s)", what, error.upstream_status)
+            if error.upstream_status in listing.tolerated:
+                logger.info(
+                    "Bitbucket would not list %s (HTTP %s)", listing.what, error.upstream_status
+                )
                 return None
             raise
 
     def _pages(
-        self, session: requests.Session, path: str, headers: Mapping[str, str], what: str
+        self,
+        session: requests.Session,
+        listing: _Listing,
+        headers: Mapping[str, str],
+        deadline: Deadline,
     ) -> Iterator[dict[str, Any]]:
-        url: str | None = f"{self.api_base_url}{path}?pagelen={PAGE_LENGTH}"
+        what = listing.what
+        url: str | None = f"{self.api_base_url}{listing.path}?pagelen={PAGE_LENGTH}"
         for _ in range(MAX_PAGES):
             if url is None:
                 return
-            page = self._get_json(session, url, headers, what)
+            page = self._get_json(session, url, headers, what, deadline)
             values = page.get("values")
             if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
                 raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({what}).")
@@ -180,6 +268,16 @@ class BitbucketClient:
         if not isinstance(next_url, str) or origin(next_url) != self._origin:
             raise UpstreamError(f"Bitbucket sent a next-page link elsewhere ({what}).")
         return next_url
+
+
+def _result(
+    future: Future[list[dict[str, Any]] | None], what: str, deadline: Deadline
+) -> list[dict[str, Any]] | None:
+    """A list fetched on the pool, waited for no longer than the deadline."""
+    try:
+        return future.result(timeout=deadline.seconds_left(what))
+    except FutureTimeoutError:
+        raise too_late(what) from None
 
 
 _pool_lock = threading.Lock()

@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_REDIS_URL": None,
     "CLOCK": None,
     "TIMEOUT": 10.0,
+    "CALLBACK_TIMEOUT": None,  # twice TIMEOUT: the token call, then the profile calls
+    "MAX_RESPONSE_BYTES": 1024 * 1024,
+    "MAX_CONCURRENT_SIGN_INS": 8,
+    "FETCH_EMAILS": "auto",
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
     "URL_PREFIX": "/api/auth/bitbucket",
@@ -91,6 +95,8 @@ PLACEHOLDER_SECRET_KEYS = frozenset(
 _PLACEHOLDER_PREFIX_MIN = 8
 LOOPBACK_NAMES = frozenset({"localhost"})
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+_TRUE_TEXT = frozenset({"1", "true", "yes", "on"})
+_FALSE_TEXT = frozenset({"0", "false", "no", "off"})
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
@@ -136,6 +142,10 @@ class Settings:
     session_redis_url: str | None
     clock: Callable[[], float] | None
     timeout: float
+    callback_timeout: float
+    max_response_bytes: int
+    max_concurrent_sign_ins: int
+    fetch_emails: bool | None
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
     url_prefix: str
@@ -181,6 +191,10 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
         clock=_clock(values["CLOCK"]),
         timeout=_positive_number(values, "TIMEOUT"),
+        callback_timeout=_callback_timeout(values),
+        max_response_bytes=_positive_int(values, "MAX_RESPONSE_BYTES"),
+        max_concurrent_sign_ins=_positive_int(values, "MAX_CONCURRENT_SIGN_INS"),
+        fetch_emails=_flag_or_auto(values, "FETCH_EMAILS"),
         allowed_workspaces=frozenset(
             ascii_lower(slug)
             for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
@@ -423,6 +437,34 @@ def _clock(value: Any) -> Callable[[], float] | None:
         clock: Callable[[], float] | None = value
         return clock
     raise ConfigError(f"{PREFIX}CLOCK: expected a function returning seconds, got {value!r}")
+
+
+def _positive_int(values: Mapping[str, Any], name: str) -> int:
+    value = values[name]
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch("[0-9]+", text) or int(text) < 1:
+        raise ConfigError(f"{PREFIX}{name}: expected a positive whole number, got {value!r}")
+    return int(text)
+
+
+def _callback_timeout(values: Mapping[str, Any]) -> float:
+    """The callback's deadline for all its Bitbucket calls; by default two calls' worth."""
+    if values["CALLBACK_TIMEOUT"] in (None, ""):
+        return 2 * _positive_number(values, "TIMEOUT")
+    return _positive_number(values, "CALLBACK_TIMEOUT")
+
+
+def _flag_or_auto(values: Mapping[str, Any], name: str) -> bool | None:
+    """``True``, ``False``, or ``None`` for "auto" (decided by the rest of the settings)."""
+    value = values[name]
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"auto", ""}:
+        return None
+    if text in _TRUE_TEXT or text in _FALSE_TEXT:
+        return text in _TRUE_TEXT
+    raise ConfigError(f"{PREFIX}{name}: expected true, false or auto, got {value!r}")
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

@@ -11,14 +11,14 @@ from flask_login import LoginManager
 
 from . import __version__
 from .catalog import CatalogStore
-from .client import BitbucketClient
+from .client import BitbucketClient, SignInLimit
 from .config import Settings, load_settings
 from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
 from .metrics import Metrics, install_metrics
 from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
-from .resolvers import Identity, Resolver, build_chain, resolve
+from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
 from .security import install_security
 from .session import EXTENSION_NAME, install_user_loader
 
@@ -87,8 +87,14 @@ class SignInState:
             raise ConfigError(f"BITBUCKET_CATALOG: {error}") from None
         user_agent = f"bitbucket-signin/{__version__}"
         self.client = BitbucketClient(
-            settings.api_base_url, timeout=settings.timeout, user_agent=user_agent
+            settings.api_base_url,
+            timeout=settings.timeout,
+            max_body_bytes=settings.max_response_bytes,
+            user_agent=user_agent,
+            emails=_fetches_emails(settings, self.resolvers),
+            workspaces=bool(settings.allowed_workspaces),
         )
+        self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
         self.login_manager = _login_manager(app)
         self.redis_sessions: RedisSessions | None = None
@@ -109,6 +115,19 @@ class SignInState:
         if self.redis_sessions is None:
             raise RuntimeError("sign_out_everywhere needs BITBUCKET_SESSION_REDIS_URL")
         return self.redis_sessions.sign_out_everywhere(person)
+
+
+def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:
+    """Whether sign-in asks Bitbucket for the emails: by default when a resolver may read
+    one (an email resolver, or a custom callable, which may read anything)."""
+    by_email = [r.name for r in chain if isinstance(r, CatalogResolver) and r.reads_email]
+    if settings.fetch_emails is False and by_email:
+        raise ConfigError(
+            f"BITBUCKET_FETCH_EMAILS is false, but the resolver {by_email[0]} matches by email"
+        )
+    if settings.fetch_emails is not None:
+        return settings.fetch_emails
+    return bool(by_email) or not all(isinstance(r, CatalogResolver) for r in chain)
 
 
 def _login_manager(app: Flask) -> LoginManager:

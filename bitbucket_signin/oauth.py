@@ -8,6 +8,7 @@ its token response quirks, and every failure turned into a status for the sign-i
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import requests
@@ -15,6 +16,7 @@ from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
 from .client import (
+    Deadline,
     UpstreamError,
     json_object,
     upstream_error_for_exception,
@@ -22,6 +24,7 @@ from .client import (
 )
 from .config import Settings
 from .errors import SignInError
+from .transport import BoundedAdapter
 
 PROVIDER = "bitbucket"
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
@@ -64,14 +67,16 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
             "token_endpoint_auth_method": "client_secret_basic",
             "default_timeout": settings.timeout,
         },
-        compliance_fix=_bitbucket_compliance_fix,
+        compliance_fix=partial(_bitbucket_compliance_fix, settings=settings),
     )
 
 
-def exchange_code(oauth_app: Any) -> dict[str, Any]:
+def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:
     """Check ``state`` and swap the code for a token; every failure is a ``SignInError``."""
     try:
-        token: dict[str, Any] = oauth_app.authorize_access_token()
+        token: dict[str, Any] = oauth_app.authorize_access_token(
+            timeout=deadline.seconds_left(TOKEN_CALL)
+        )
     except MismatchingStateError:
         raise SignInError(STALE_LINK, status=400) from None
     except requests.RequestException as error:
@@ -85,7 +90,11 @@ def exchange_code(oauth_app: Any) -> dict[str, Any]:
     return token
 
 
-def _bitbucket_compliance_fix(session: Any) -> None:
+def _bitbucket_compliance_fix(session: Any, settings: Settings) -> None:
+    """Authlib's token session (a ``requests`` session): bounded calls, Bitbucket's answers."""
+    adapter = BoundedAdapter(timeout=settings.timeout, max_body_bytes=settings.max_response_bytes)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     session.register_compliance_hook("access_token_response", _check_token_response)
 
 

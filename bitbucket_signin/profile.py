@@ -32,8 +32,10 @@ class Workspace:
 class BitbucketProfile:
     """What ``/2.0/user``, ``/2.0/user/emails`` and ``/2.0/user/workspaces`` said.
 
-    ``workspaces`` is ``None`` when Bitbucket would not tell (no permission, or the
-    endpoint gone): unknown, which is not the same as "member of none".
+    ``workspaces`` is ``None`` when it was not asked for (no workspace restriction) or
+    Bitbucket would not tell (no permission, or the endpoint gone): unknown, which is not
+    the same as "member of none". ``email`` is ``None`` when no resolver needed it asked
+    for, or no address is confirmed.
     """
 
     uuid: str

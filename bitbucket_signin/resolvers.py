@@ -112,6 +112,7 @@ class _Match:
     # two accounts get one name only when the resolver takes them for one. None: no fallback.
     fallback_name: Callable[[str], str | None] | None = None
     takes_domains: bool = False
+    reads_email: bool = False
 
     def create(self, options: Mapping[str, Any]) -> CatalogResolver:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
@@ -181,6 +182,11 @@ class CatalogResolver:
     @property
     def name(self) -> str:
         return self.match.name
+
+    @property
+    def reads_email(self) -> bool:
+        """Whether it matches by the email (which takes a call to ``/user/emails``)."""
+        return self.match.reads_email
 
     def __call__(self, profile: BitbucketProfile, catalog: Catalog) -> Identity:
         value = self.match.read(profile)
@@ -293,6 +299,7 @@ _BUILT_IN = (
         read=lambda profile: profile.email,
         find=_find_by_email,
         suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
+        reads_email=True,
     ),
     _Match(
         name="emailLocalPartMatchingUserEntityName",
@@ -305,6 +312,7 @@ _BUILT_IN = (
         suggest=lambda email: f"metadata:\n  name: {_quote(_local_part(email))}",
         fallback_name=_local_part_key,
         takes_domains=True,
+        reads_email=True,
     ),
 )
 _ALIASES = {

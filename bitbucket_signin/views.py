@@ -25,11 +25,12 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 
-from .client import UpstreamError
+from .client import Deadline, UpstreamError
 from .config import Settings, is_loopback
 from .errors import SessionStoreUnavailableError, SignInError
-from .extension import get_state
+from .extension import SignInState, get_state
 from .oauth import PROVIDER, STALE_LINK, exchange_code
+from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .resolvers import UserNotInCatalogError
@@ -129,9 +130,7 @@ def callback() -> ResponseReturnValue:
     try:
         next_path = safe_next(_pending_sign_in(returned_state).get("next"))
         _check_provider_error()
-        token = exchange_code(extension.oauth_app)
-        profile = extension.client.fetch_profile(token["access_token"])
-        del token  # provider tokens are used for sign-in only, never kept
+        profile = _ask_bitbucket(extension)
         identity = extension.resolve(profile)
     except SignInError as error:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
@@ -145,6 +144,15 @@ def callback() -> ResponseReturnValue:
     return response
 
 
+def _ask_bitbucket(extension: SignInState) -> BitbucketProfile:
+    """Swap the code for a token and ask whose it is: within the callback's deadline, and
+    only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
+    deadline = Deadline(extension.settings.callback_timeout)
+    with extension.sign_in_limit.slot():
+        token = exchange_code(extension.oauth_app, deadline)
+        return extension.client.fetch_profile(token["access_token"], deadline)
+
+
 def refresh() -> tuple[Response, int] | Response:
     """Backstage's refresh answer for the signed-in person, as JSON."""
     if request.headers.get("X-Requested-With") != "XMLHttpRequest":
@@ -155,7 +163,7 @@ def refresh() -> tuple[Response, int] | Response:
     return jsonify(
         profile={
             "displayName": user.profile.display_name,
-            "email": user.profile.email,
+            "email": user.email,
             "picture": user.profile.avatar_url,
         },
         backstageIdentity={

@@ -108,19 +108,23 @@ def app_environment(emulator_url: str, catalog: Path, **settings: str) -> dict[s
 
 
 @contextmanager
-def gunicorn_app(environment: Mapping[str, str], workers: int = 3) -> Iterator[str]:
-    """``gunicorn wsgi:app`` with several workers on a free port; yields its URL."""
+def gunicorn_app(
+    environment: Mapping[str, str], workers: int = 3, *, as_shipped: bool = False
+) -> Iterator[str]:
+    """``gunicorn wsgi:app`` with several workers on a free port; yields its URL.
+
+    ``as_shipped``: no options but the workers and the address, the rest from the
+    repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory).
+    """
     url = f"http://127.0.0.1:{free_port()}"
+    options = [] if as_shipped else ["--threads", "4", "--graceful-timeout", "5"]
     command = [
         str(BIN / "gunicorn"),
         "--workers",
         str(workers),
-        "--threads",
-        "4",
         "--bind",
         url.removeprefix("http://"),
-        "--graceful-timeout",
-        "5",
+        *options,
         "wsgi:app",
     ]
     with running(command, http_answers(f"{url}/signin"), environment):

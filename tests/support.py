@@ -271,6 +271,11 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def readme() -> str:
+    """The README's text, for tests that check it says what they prove."""
+    return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
 def percentiles(seconds: list[float]) -> str:
     """``p50 12.3 ms, p95 45.6 ms`` of some durations."""
     cuts = statistics.quantiles(seconds, n=20, method="inclusive")

@@ -38,6 +38,44 @@ def test_defaults() -> None:
     assert "secret" not in repr(settings)
 
 
+def test_bitbucket_call_settings() -> None:
+    defaults = settings_with()
+    assert (defaults.callback_timeout, defaults.max_response_bytes) == (20.0, 1024 * 1024)
+    assert (defaults.max_concurrent_sign_ins, defaults.fetch_emails) == (8, None)
+    assert settings_with(BITBUCKET_TIMEOUT="3").callback_timeout == 6.0  # twice, by default
+    from_environment = settings_with(
+        BITBUCKET_CALLBACK_TIMEOUT="7.5",
+        BITBUCKET_MAX_RESPONSE_BYTES="2048",
+        BITBUCKET_MAX_CONCURRENT_SIGN_INS="3",
+        BITBUCKET_FETCH_EMAILS="no",
+    )
+    assert from_environment.callback_timeout == 7.5
+    assert from_environment.max_response_bytes == 2048
+    assert from_environment.max_concurrent_sign_ins == 3
+    assert from_environment.fetch_emails is False
+    assert settings_with(BITBUCKET_FETCH_EMAILS=True).fetch_emails is True
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("BITBUCKET_CALLBACK_TIMEOUT", "0"),
+        ("BITBUCKET_CALLBACK_TIMEOUT", "later"),
+        ("BITBUCKET_MAX_RESPONSE_BYTES", "1 MiB"),
+        ("BITBUCKET_MAX_RESPONSE_BYTES", 0),
+        ("BITBUCKET_MAX_RESPONSE_BYTES", True),
+        ("BITBUCKET_MAX_CONCURRENT_SIGN_INS", "-1"),
+        ("BITBUCKET_MAX_CONCURRENT_SIGN_INS", 2.5),
+        ("BITBUCKET_FETCH_EMAILS", "sometimes"),
+    ],
+)
+def test_bitbucket_call_settings_are_checked(setting: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_with(**{setting: value})
+    assert str(raised.value).startswith(f"{setting}: ")
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("changes", "named"),
     [

@@ -22,6 +22,7 @@ from .support import (
     VAL,
     FakeClock,
     csrf_token,
+    emulator_requests,
     grant_at_emulator,
     home_page,
     serve,
@@ -246,11 +247,12 @@ class TestLiveCatalog:
 
 
 class TestBitbucketFailures:
-    def test_workspaces_gone_is_tolerated(
+    def test_workspaces_gone_does_not_matter_without_a_workspace_gate(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
     ) -> None:
         set_fault(bitbucket, "workspaces", status=410)
         assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
+        assert "workspaces" not in {call["endpoint"] for call in emulator_requests(bitbucket)}
 
     @pytest.mark.parametrize(
         ("endpoint", "fault", "status"),
@@ -288,7 +290,12 @@ class TestBitbucketFailures:
         status: int,
     ) -> None:
         set_fault(bitbucket, endpoint, **fault)
-        app = make_app(BITBUCKET_TIMEOUT=0.5)
+        # Both lists asked for, so that every endpoint is called.
+        app = make_app(
+            BITBUCKET_TIMEOUT=0.5,
+            BITBUCKET_FETCH_EMAILS=True,
+            BITBUCKET_ALLOWED_WORKSPACES=["acme"],
+        )
         with serve(app) as url:
             response = sign_in(http, url, bitbucket.url, JANE)
             assert response.status_code == status

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from ..support import (
     JANE,
     clear_faults,
     home_page,
+    readme,
     serve,
     session_contents,
     set_fault,
@@ -63,6 +63,11 @@ FAULTS: dict[str, tuple[dict[str, Any], int]] = {
     "html-with-200": ({"status": 200, "body": ERROR_PAGE, "content_type": HTML}, 502),
 }
 ENDPOINTS = ("token", "user", "emails", "workspaces")
+EVERY_CALL = {
+    "BITBUCKET_TIMEOUT": TIMEOUT,
+    "BITBUCKET_FETCH_EMAILS": True,
+    "BITBUCKET_ALLOWED_WORKSPACES": ["acme"],
+}
 XHR = {"X-Requested-With": "XMLHttpRequest"}
 
 
@@ -103,12 +108,13 @@ class Served:
 
 @pytest.fixture
 def serve_app(make_app: Callable[..., Flask], bitbucket: EmulatorServer) -> Iterator[Any]:
-    """Serve apps with a short timeout (and overrides); a healthy one is warmed up with a
-    sign-in first, so that its pool threads and keep-alive connections count as baseline."""
+    """Serve apps with a short timeout, asking for both lists so that every endpoint is called
+    (and overrides); a healthy one is warmed up with a sign-in first, so that its pool threads
+    and keep-alive connections count as baseline."""
     with ExitStack() as stack:
 
         def start(**overrides: Any) -> Served:
-            app = make_app(BITBUCKET_TIMEOUT=TIMEOUT, **overrides)
+            app = make_app(**{**EVERY_CALL, **overrides})
             url = stack.enter_context(serve(app))
             if not overrides:
                 assert fresh_sign_in(url, bitbucket.url) == 200
@@ -193,8 +199,7 @@ def test_no_refresh_token_call_in_normal_use(
 
 def test_timeout_is_configurable_and_its_default_documented() -> None:
     assert DEFAULTS["TIMEOUT"] == 10.0
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert (
-        "| `BITBUCKET_TIMEOUT` | seconds for each call to Bitbucket (connect and read) | `10` |"
-        in readme
-    )
+        "| `BITBUCKET_TIMEOUT` | seconds for each whole call to Bitbucket (connecting, the "
+        "headers and the entire body) | `10` |"
+    ) in readme()

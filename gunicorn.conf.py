@@ -1,0 +1,25 @@
+"""gunicorn's settings for ``gunicorn wsgi:app``; gunicorn reads this file from the working
+directory by itself, and command-line options override it (``-w 4``, ``-b …``).
+
+They keep the site answering while Bitbucket hangs: at most ``BITBUCKET_MAX_CONCURRENT_SIGN_INS``
+(default 8) sign-ins of a worker wait on Bitbucket, each for ``BITBUCKET_CALLBACK_TIMEOUT`` at
+most (default 20 s); the other threads serve everything else. Raising either setting means
+raising ``threads`` or ``graceful_timeout`` here too.
+"""
+
+# Threads, not one process per request: a sign-in waiting on Bitbucket holds a thread, not the
+# whole worker, and the application's limit of waiting sign-ins is per process.
+worker_class = "gthread"
+
+# More threads than sign-ins may wait on Bitbucket (8 by default): the other 8 keep serving
+# pages that do not need Bitbucket, and answer the sign-ins beyond the limit with a 503 at once.
+threads = 16
+
+# A gthread worker reports to the master from its own loop, not from request threads, so a
+# long request does not make it "silent"; the limit only catches a worker that is stuck.
+# Still longer than any sign-in (20 s by default) so that no reading of it can cut one short.
+timeout = 60
+
+# On a restart or shutdown, a sign-in that is waiting on Bitbucket may finish: longer than
+# its deadline (BITBUCKET_CALLBACK_TIMEOUT, 20 s by default).
+graceful_timeout = 30
