@@ -7,6 +7,10 @@ most (default 20 s); the other threads serve everything else. Raising either set
 raising ``threads`` or ``graceful_timeout`` here too.
 """
 
+import os
+from pathlib import Path
+from typing import Any
+
 # Threads, not one process per request: a sign-in waiting on Bitbucket holds a thread, not the
 # whole worker, and the application's limit of waiting sign-ins is per process.
 worker_class = "gthread"
@@ -23,3 +27,20 @@ timeout = 60
 # On a restart or shutdown, a sign-in that is waiting on Bitbucket may finish: longer than
 # its deadline (BITBUCKET_CALLBACK_TIMEOUT, 20 s by default).
 graceful_timeout = 30
+
+
+# Metrics across workers (BITBUCKET_METRICS_PATH with PROMETHEUS_MULTIPROC_DIR set): each
+# worker writes its values into that folder; start from an empty one, and drop a dead
+# worker's live gauges.
+def on_starting(server: object) -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server: object, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -17,6 +17,7 @@ from flask import Flask, Response, g, request
 from .catalog import CatalogStore
 from .errors import ConfigError, SignInError
 from .signals import sign_in_failed, sign_in_rate_limited, signed_in
+from .transport import observe_calls
 
 try:
     import prometheus_client
@@ -49,8 +50,8 @@ class Metrics:
         )
         self.bitbucket_call_seconds = prometheus_client.Histogram(
             "bitbucket_signin_bitbucket_call_seconds",
-            "Time of each call to Bitbucket, by call.",
-            ["call"],
+            "Time of each call to Bitbucket (the whole call, body included), by URL path.",
+            ["path"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -72,8 +73,8 @@ class Metrics:
             registry=registry,
         )
 
-    def observe_call(self, call: str, seconds: float) -> None:
-        self.bitbucket_call_seconds.labels(call=call).observe(seconds)
+    def observe_call(self, path: str, seconds: float) -> None:
+        self.bitbucket_call_seconds.labels(path=path).observe(seconds)
 
     def exposition(self, store: CatalogStore) -> bytes:
         """The text format of every metric, across workers in multiprocess mode."""
@@ -109,6 +110,7 @@ def install_metrics(app: Flask, path: str, store: CatalogStore) -> Metrics:
             "pip install 'bitbucket-signin[metrics]'"
         )
     metrics = process_metrics()
+    observe_calls(metrics.observe_call)
 
     def count_success(sender: Flask, **extra: Any) -> None:
         metrics.sign_ins.labels(outcome="success", reason="").inc()

@@ -16,7 +16,9 @@ import io
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,6 +28,14 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 _call = threading.local()  # the deadline of the call this thread is making
+_call_observers: list[Callable[[str, float], None]] = []
+
+
+def observe_calls(observer: Callable[[str, float], None]) -> None:
+    """Have ``observer(path, seconds)`` called after every call to Bitbucket, in this process
+    (for metrics); adding the same observer again changes nothing."""
+    if observer not in _call_observers:
+        _call_observers.append(observer)
 
 
 class RedirectRefusedError(requests.RequestException):
@@ -127,7 +137,8 @@ class BoundedAdapter(HTTPAdapter):
         proxies: Any = None,
     ) -> requests.Response:
         seconds = self.timeout if timeout is None else min(float(timeout), self.timeout)
-        _call.deadline = time.monotonic() + seconds
+        started = time.monotonic()
+        _call.deadline = started + seconds
         try:
             response = super().send(
                 request, stream=True, timeout=seconds, verify=verify, cert=cert, proxies=proxies
@@ -140,6 +151,8 @@ class BoundedAdapter(HTTPAdapter):
             response._content = self._read_body(response)
         finally:
             _call.deadline = None
+            for observer in _call_observers:
+                observer(urlsplit(request.url or "").path, time.monotonic() - started)
         return response
 
     def _read_body(self, response: requests.Response) -> bytes:

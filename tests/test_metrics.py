@@ -34,6 +34,11 @@ def sign_ins(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], outco
     )
 
 
+def count_of(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], path: str) -> float:
+    key = ("bitbucket_signin_bitbucket_call_seconds_count", (("path", path),))
+    return values.get(key, 0)
+
+
 def test_off_by_default(app: Flask) -> None:
     assert app.test_client().get("/metrics").status_code == 404
 
@@ -59,6 +64,13 @@ def test_sign_ins_latency_and_catalog(
     assert after[refused] - before.get(refused, 0) == 1
     count = ("bitbucket_signin_callback_seconds_count", ())
     assert after[count] - before.get(count, 0) == 2
+    calls = {
+        dict(labels)["path"]: value
+        for (name, labels), value in after.items()
+        if name == "bitbucket_signin_bitbucket_call_seconds_count"
+    }
+    assert calls["/site/oauth2/access_token"] - count_of(before, "/site/oauth2/access_token") == 2
+    assert calls["/2.0/user"] - count_of(before, "/2.0/user") == 2
     assert after[("bitbucket_signin_catalog_users", ())] == 5
     assert 0 <= after[("bitbucket_signin_catalog_age_seconds", ())] < 600
     assert "jane" not in answer.text.lower()
@@ -84,6 +96,8 @@ def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     shutil.copy(DATA / "catalog.yaml", catalog)
     directory = tmp_path / "prometheus"
     directory.mkdir()
+    stale = directory / "counter_4242.db"  # left by an earlier run: gunicorn.conf.py clears it
+    stale.write_bytes(b"stale")
     with emulator_process(DATA / "accounts.yaml") as emulator_url:
         environment = app_environment(emulator_url, catalog, METRICS_PATH="/metrics")
         environment["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
@@ -93,4 +107,5 @@ def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
                     assert sign_in(browser, url, emulator_url, JANE).status_code == 302
             scrapes = [samples(requests.get(f"{url}/metrics", timeout=10).text) for _ in range(6)]
     assert {sign_ins(values, "success") for values in scrapes} == {12}
+    assert not stale.exists()
     assert len(list(directory.glob("*.db"))) >= 2  # more than one worker wrote metrics
