@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 10.0,
     "CALLBACK_TIMEOUT": None,  # twice TIMEOUT: the token call, then the profile calls
     "MAX_RESPONSE_BYTES": 1024 * 1024,
-    "MAX_CONCURRENT_SIGN_INS": 8,
+    "MAX_CONCURRENT_SIGN_INS": 32,
     "FETCH_EMAILS": "auto",
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,

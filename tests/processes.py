@@ -109,9 +109,13 @@ def app_environment(emulator_url: str, catalog: Path, **settings: str) -> dict[s
 
 @contextmanager
 def gunicorn_app(
-    environment: Mapping[str, str], workers: int = 3, *, as_shipped: bool = False
+    environment: Mapping[str, str],
+    workers: int = 3,
+    *,
+    as_shipped: bool = False,
+    app: str = "wsgi:app",
 ) -> Iterator[str]:
-    """``gunicorn wsgi:app`` with several workers on a free port; yields its URL.
+    """``gunicorn wsgi:app`` (or ``app``) with several workers on a free port; yields its URL.
 
     ``as_shipped``: no options but the workers and the address, the rest from the
     repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory).
@@ -125,7 +129,7 @@ def gunicorn_app(
         "--bind",
         url.removeprefix("http://"),
         *options,
-        "wsgi:app",
+        app,
     ]
     with running(command, http_answers(f"{url}/signin"), environment):
         yield url

@@ -41,7 +41,7 @@ def test_defaults() -> None:
 def test_bitbucket_call_settings() -> None:
     defaults = settings_with()
     assert (defaults.callback_timeout, defaults.max_response_bytes) == (20.0, 1024 * 1024)
-    assert (defaults.max_concurrent_sign_ins, defaults.fetch_emails) == (8, None)
+    assert (defaults.max_concurrent_sign_ins, defaults.fetch_emails) == (32, None)
     assert settings_with(BITBUCKET_TIMEOUT="3").callback_timeout == 6.0  # twice, by default
     from_environment = settings_with(
         BITBUCKET_CALLBACK_TIMEOUT="7.5",

@@ -77,6 +77,7 @@ def test_a_hanging_token_endpoint_leaves_the_site_answering(bitbucket: EmulatorS
             DATA / "catalog.yaml",
             TOKEN_URL=f"{upstream.url}/site/oauth2/access_token",
             TIMEOUT="60",  # the hang outlasts the test: only the limit can answer
+            RATE_LIMIT="off",  # every sign-in starts from 127.0.0.1
         )
         with (
             gunicorn_app(environment, WORKERS, as_shipped=True) as app_url,
