@@ -52,7 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "SECURITY_HEADERS": True,
     "HEALTH_PATH": "/healthz",
     "METRICS_PATH": None,
-    "RATE_LIMIT": "30 per minute",
+    # Bitbucket allows a consumer about 1,000 API calls an hour and a sign-in makes 1 to 3:
+    # one address may not make enough sign-ins in an hour to spend it for everyone.
+    "RATE_LIMIT": "30 per minute; 100 per hour",
     "RATE_LIMIT_STORAGE_URL": None,  # the session Redis when there is one, else memory://
     "HSTS": "max-age=31536000; includeSubDomains",
 }

@@ -132,12 +132,12 @@ def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:
 
 def _login_manager(app: Flask) -> LoginManager:
     """The app's own LoginManager with its settings kept (our sign-in page becomes its
-    ``login_view`` only when it has none), or a new one with our page and message."""
+    ``login_view`` only when it has none), or a new one with our page that flashes nothing
+    (the sign-in page says why the visitor is there)."""
     manager: LoginManager | None = getattr(app, "login_manager", None)
     if manager is None:
         manager = LoginManager(app)
-        manager.login_message = "Please sign in to see this page."
-        manager.login_message_category = "info"
+        manager.login_message = None
     if manager.login_view is None:
         manager.login_view = "bitbucket_signin.signin"
     return manager

@@ -1,9 +1,14 @@
 """Server-side sessions in Redis (Flask-Session and redis-py), switched on by the extension.
 
 The browser holds only a random session id. Each signed-in person's session ids are also
-kept in a set, so that "sign out everywhere" can end all of them. When Redis cannot be
-reached, requests that need no session keep working; a request whose session cannot be
-read or written gets :class:`SessionStoreUnavailableError` (a 503 page), never a 500.
+kept in a set, so that "sign out everywhere" can end all of them; the set lives as long as
+the longest-lived of them. A session read at the start of a request is written back only if
+it still exists: a request that was under way when its session ended cannot bring it back.
+A session with nobody signed in (a pending sign-in) is kept for ``PENDING_SECONDS`` only.
+
+When Redis cannot be reached, requests that need no session keep working; a request whose
+session cannot be read or written gets :class:`SessionStoreUnavailableError` (a 503 page),
+never a 500.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from flask_login import user_accessed
 
 from .errors import ConfigError, SessionStoreUnavailableError, SignInError
 from .profile import normalize_uuid
-from .session import SEEN_AT_RESOLUTION_SECONDS
+from .session import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS
 
 try:
     from flask_session.redis import RedisSessionInterface
@@ -35,6 +40,7 @@ SESSION_PREFIX = "bitbucket-signin:session:"
 PERSON_PREFIX = "bitbucket-signin:person:"
 REDIS_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
+PENDING_SECONDS = 30 * 60  # a sign-in not finished by then has expired at Bitbucket too
 ErrorPage = Callable[[SignInError], tuple[str, int]]
 _STORE_FAILED = "_bitbucket_session_store_failed"
 logger = logging.getLogger(__name__)
@@ -72,12 +78,14 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
         try:
-            session: SessionMixin = super().open_session(app, request)
+            session: Any = super().open_session(app, request)
+            session.stored_sid = session.sid if session else None
         except RedisError as error:
             logger.warning("session store unreachable, reading a session: %s", error)
             g.setdefault(_STORE_FAILED, True)
             session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=False)
-        return session
+        opened: SessionMixin = session
+        return opened
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         if g.get(_STORE_FAILED) and not session.modified:
@@ -95,21 +103,22 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
-        # The app's PERMANENT_SESSION_LIFETIME is not ours to follow: the idle timeout is.
-        super()._upsert_session(self.idle_timeout, session, store_id)
-
-    def remember_sign_in(self, session: Any, person: str) -> None:
-        """Index the session under the person, for :meth:`sign_out_everywhere`."""
-        key = PERSON_PREFIX + normalize_uuid(person)
-        try:
+        """Write the session (the app's PERMANENT_SESSION_LIFETIME is not ours to follow);
+        one read from the store is written back only if it is still there."""
+        person = _person(session)
+        expiry = self.idle_timeout if person else timedelta(seconds=PENDING_SECONDS)
+        still_there = getattr(session, "stored_sid", None) == session.sid
+        data = self.serializer.encode(session)
+        if not self.client.set(store_id, data, ex=expiry, xx=still_there):
+            logger.info("session ended while a request was under way; not brought back")
+            return
+        if person:  # index it for sign_out_everywhere, for as long as the session lives
+            key = PERSON_PREFIX + person
             with self.client.pipeline() as pipe:
                 pipe.sadd(key, session.sid)
-                pipe.expire(key, self.idle_timeout, gt=True)
-                pipe.expire(key, self.idle_timeout, nx=True)
+                pipe.expire(key, expiry, nx=True)
+                pipe.expire(key, expiry, gt=True)
                 pipe.execute()
-        except RedisError as error:
-            logger.warning("session store unreachable, starting a session: %s", error)
-            raise SessionStoreUnavailableError() from None
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of ``person`` (a Bitbucket uuid); returns how many there were."""
@@ -141,6 +150,13 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
             return bool(self.client.ping())
         except RedisError:
             return False
+
+
+def _person(session: Any) -> str | None:
+    """The normalized uuid of the person signed in with ``session``, if anyone is."""
+    profile = session.get(PROFILE_KEY)
+    uuid = profile.get("uuid") if isinstance(profile, dict) else None
+    return normalize_uuid(uuid) if isinstance(uuid, str) else None
 
 
 def store_failed_for_this_request() -> bool:

@@ -91,9 +91,6 @@ def start_session(
     session[PROFILE_KEY] = kept.to_dict()
     session[SIGNED_IN_AT_KEY] = now
     session[SEEN_AT_KEY] = now
-    remember_sign_in = getattr(interface, "remember_sign_in", None)
-    if remember_sign_in is not None:
-        remember_sign_in(session, kept.uuid)
     user = CatalogUser(identity, kept)
     login_user(user)
     return user

@@ -45,6 +45,7 @@ MAX_PENDING_SIGN_INS = 3
 MAX_KEPT_NEXT_LENGTH = 512
 logger = logging.getLogger(__name__)
 
+SIGN_IN_NOTICE = "Please sign in to see this page."
 _UNCONFIRMED_SIGN_OUT = SignInError(
     "Sign-out was not confirmed by this site's own page. Please use the sign-out button.",
     status=400,
@@ -92,7 +93,10 @@ def signin_page() -> ResponseReturnValue:
     next_path = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_path)
-    return render_signin(next_path=next_path)
+    # Sent here from a page that needs a sign-in (Flask-Login adds ``next``): said on the page
+    # itself rather than flashed, so that no visitor gets a stored session just for a notice.
+    notice = SIGN_IN_NOTICE if "next" in request.args else None
+    return render_signin(next_path=next_path, notice=notice)
 
 
 def start() -> ResponseReturnValue:
@@ -256,7 +260,7 @@ def text_color_on(background: str) -> str:
 
 
 def render_signin(
-    *, error: SignInError | None = None, next_path: str = "/"
+    *, error: SignInError | None = None, next_path: str = "/", notice: str | None = None
 ) -> tuple[str, int] | str:
     """The sign-in page, with the error (and its status) when there is one."""
     settings = get_state().settings
@@ -264,6 +268,7 @@ def render_signin(
         "bitbucket_signin/signin.html",
         settings=settings,
         error=error,
+        notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
         retryable=isinstance(error, UpstreamError),
         start_url=url_for("bitbucket_signin.start"),

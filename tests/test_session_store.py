@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +13,12 @@ import pytest
 import redis
 import requests
 from flask import Flask
+from flask_login import current_user
 
 from bitbucket_signin import get_state
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
+from bitbucket_signin.redis_sessions import PENDING_SECONDS, PERSON_PREFIX
 
 from .processes import free_port, redis_process
 from .support import JANE, LI, FakeClock, csrf_token, serve, sign_in
@@ -219,3 +223,68 @@ def test_redis_down_signed_in_pages_503_signed_out_pages_answer_then_recovery(
             assert not is_signed_in(browser, url)  # the store forgot the session
             sign_in(browser, url, bitbucket.url, JANE)
             assert is_signed_in(browser, url)
+
+
+def test_visitors_who_never_sign_in_cost_the_store_nothing_or_half_an_hour(
+    redis_app: str, redis_url: str
+) -> None:
+    store = redis.Redis.from_url(redis_url)
+    for _ in range(50):  # a protected page, then the sign-in page it sends them to
+        assert requests.get(f"{redis_app}/", timeout=10).status_code == 200
+    assert store.keys(SESSIONS) == []
+    pending = requests.get(f"{redis_app}/api/auth/bitbucket/start", allow_redirects=False)
+    assert pending.status_code == 302
+    (key,) = store.keys(SESSIONS)
+    assert 0 < store.ttl(key) <= PENDING_SECONDS
+
+
+def test_a_request_under_way_cannot_bring_back_a_session_that_ended(
+    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    """A thief's request that read the session before "sign out everywhere" and writes it
+    back afterwards (its last-seen stamp was due) must not revive it."""
+    redis.Redis.from_url(redis_url).flushdb()
+    app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, BITBUCKET_CLOCK=clock)
+    read, release = threading.Event(), threading.Event()
+
+    @app.get("/slow")
+    def slow() -> str:
+        assert current_user.is_authenticated  # loading the user renews the last-seen stamp
+        read.set()
+        release.wait(10)
+        return "the session was read and changed; it is written on the way out"
+
+    with serve(app) as url:
+        thief = signed_in_browser(url, bitbucket, JANE)
+        clock.advance(61)  # the next load of the user renews the stamp: a write
+        with ThreadPoolExecutor(1) as pool:
+            under_way = pool.submit(thief.get, f"{url}/slow", timeout=30)
+            assert read.wait(10)
+            assert get_state(app).sign_out_everywhere(JANE) == 1
+            release.set()
+            assert under_way.result().status_code == 200
+        assert not is_signed_in(thief, url)
+
+
+def test_sign_out_everywhere_finds_a_session_kept_alive_past_its_index_expiry(
+    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    """The person's index of sessions is renewed with every write of a session, so it lives
+    as long as the longest-lived one (even if it had expired meanwhile)."""
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    app = make_app(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_SESSION_IDLE_TIMEOUT="30m",
+        BITBUCKET_CLOCK=clock,
+    )
+    index = PERSON_PREFIX + JANE.strip("{}")
+    with serve(app) as url:
+        kept_alive = signed_in_browser(url, bitbucket, JANE)
+        assert 30 * 60 < store.ttl(index) <= 31 * 60
+        store.delete(index)  # as if it had expired while the session was in use
+        clock.advance(61)
+        assert is_signed_in(kept_alive, url)
+        assert 30 * 60 < store.ttl(index) <= 31 * 60
+        assert get_state(app).sign_out_everywhere(JANE) == 1
+        assert not is_signed_in(kept_alive, url)

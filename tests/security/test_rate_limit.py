@@ -6,13 +6,18 @@ own Flask-Limiter keeps its limits and settings."""
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
+import time
+import types
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+import limits.storage.memory
+import limits.strategies
 import pytest
 import redis
 import requests
@@ -29,16 +34,32 @@ from bitbucket_signin.views import PENDING_STATE_PREFIX
 from ..processes import free_port, redis_process
 from ..support import (
     JANE,
+    VAL,
     client_at,
+    emulator_requests,
     grant_at_emulator,
     serve,
     session_contents,
+    sign_in,
     start_sign_in,
     token_calls,
 )
 
 START = "/api/auth/bitbucket/start"
 REFUSAL = "Too many sign-in attempts from your network address."
+
+
+class LimiterClock(types.SimpleNamespace):
+    """``time`` as Flask-Limiter's memory storage sees it: real time plus what the test adds."""
+
+    def __init__(self) -> None:
+        super().__init__(offset=0.0)
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
 
 
 def attempt(http: requests.Session, url: str, **params: str) -> requests.Response:
@@ -262,3 +283,31 @@ def test_ours_neither_reads_nor_writes_the_hosts_ratelimit_settings(
     with serve(app) as url, requests.Session() as http:
         assert [http.get(f"{url}/open", timeout=10).status_code for _ in range(3)] == [200] * 3
         assert statuses(http, url, 4) == [302, 302, 302, 429]
+
+
+def test_one_address_cannot_spend_the_hourly_quota_at_the_default_limit(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour of sign-ins from one address, as fast as the default limit lets them through
+    (each 429 waited out on the limiter's clock), stays under the consumer's quota of about
+    1,000 API calls an hour: Bitbucket never refuses, and Jane, elsewhere, signs in."""
+    clock = LimiterClock()
+    monkeypatch.setattr(limits.storage.memory, "time", clock)
+    monkeypatch.setattr(limits.strategies, "time", clock)
+    app = make_app()  # the default BITBUCKET_RATE_LIMIT
+    answers: collections.Counter[int] = collections.Counter()
+    with serve(app) as url, client_at("127.0.0.2") as attacker:
+        began = clock.time()
+        while clock.time() - began < 3600:  # one hour on the limiter's clock
+            start = attempt(attacker, url)
+            if start.status_code == 429:
+                clock.offset += 61
+                continue
+            callback = grant_at_emulator(bitbucket.url, start.headers["Location"], VAL)
+            answers[attacker.get(callback, allow_redirects=False, timeout=10).status_code] += 1
+        with client_at("127.0.0.3") as jane:
+            assert sign_in(jane, url, bitbucket.url, JANE).status_code == 302
+    assert set(answers) == {403}  # not in the catalog; never "Bitbucket is limiting requests"
+    assert sum(answers.values()) == 100
+    api_calls = [entry for entry in emulator_requests(bitbucket) if entry["endpoint"] == "user"]
+    assert len(api_calls) == 101  # the attacker's hundred and Jane's one
