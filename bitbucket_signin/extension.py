@@ -64,7 +64,9 @@ class SignInState:
         except ConfigError as error:
             raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
         self.catalog_store = CatalogStore(
-            settings.catalog_path, check_interval=settings.catalog_check_interval
+            settings.catalog_path,
+            check_interval=settings.catalog_check_interval,
+            max_bytes=settings.catalog_max_bytes,
         )
         try:
             self.catalog_store.load()
