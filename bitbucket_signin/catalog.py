@@ -318,7 +318,7 @@ class _Loader:
         self._users: list[UserEntity] = []
         self._groups: list[GroupEntity] = []
         self._entities: dict[str, _Entity] = {}
-        self._refs: dict[tuple[str, str, str], str] = {}
+        self._group_refs: dict[tuple[str, str], str] = {}
         self._count = 0
 
     def load(self) -> Catalog:
@@ -346,7 +346,7 @@ class _Loader:
             return
         self._done.add(real)
         self._labels[path] = label
-        fields = _Fields(label, self._refs)
+        fields = _Fields(label, self._group_refs)
         chain = (*chain, path)
         documents = self._documents(path, label)
         for index, document in enumerate(documents, start=1):
@@ -431,7 +431,7 @@ class _Loader:
                 display_name=fields.string(profile, "displayName", "spec.profile.") or name,
                 email=fields.string(profile, "email", "spec.profile.") or None,
                 picture=fields.string(profile, "picture", "spec.profile.") or None,
-                member_of=_sorted(fields.refs(spec, "memberOf", "group", namespace)),
+                member_of=fields.refs(spec, "memberOf", "group", namespace),
             )
             self._add(user)
             self._users.append(user)
@@ -473,18 +473,19 @@ class _Loader:
         The entities are not shared yet, so they are completed in place rather than copied.
         """
         known = self._entities
-        memberships: defaultdict[str, list[str]] = defaultdict(list)
         warnings = []
         for group in self._groups:
             members = []
             for member in group.members:
-                memberships[member].append(group.ref)
-                entity = known.get(member)
-                if entity is None:
+                user = known.get(member)
+                if isinstance(user, UserEntity):
+                    object.__setattr__(user, "member_of", (*user.member_of, group.ref))
+                    member = user.ref  # one copy of each ref string
+                else:
                     warnings.append(
                         f"{self._describe(group)}: member {member} is not in the catalog"
                     )
-                members.append(member if entity is None else entity.ref)  # one copy of each
+                members.append(member)
             object.__setattr__(group, "members", tuple(members))
         for user in self._users:
             warnings.extend(
@@ -492,9 +493,8 @@ class _Loader:
                 for ref in user.member_of
                 if ref not in known
             )
-            joined = memberships.get(user.ref)
-            if joined:
-                object.__setattr__(user, "member_of", _sorted((*user.member_of, *joined)))
+            if len(user.member_of) > 1:
+                object.__setattr__(user, "member_of", tuple(sorted(set(user.member_of))))
         catalog = Catalog(self._users, self._groups, files=self.stamps, warnings=warnings)
         self._check_claims(catalog)
         return catalog
@@ -520,12 +520,12 @@ class _Loader:
 class _Fields:
     """Reads and validates the fields of the entities of one file, one entity at a time."""
 
-    def __init__(self, file: str, known_refs: dict[tuple[str, str, str], str]) -> None:
+    def __init__(self, file: str, group_refs: dict[tuple[str, str], str]) -> None:
         self.file = file
         self.document = 0
         self.kind: str | None = None
         self.entity_name: str | None = None
-        self._known_refs = known_refs
+        self._group_refs = group_refs
 
     def at(self, document: int) -> None:
         """Move on to the entity of this document (number)."""
@@ -586,18 +586,20 @@ class _Fields:
         annotations = self.mapping(metadata, "annotations", prefix="metadata.")
         if not annotations:
             return _NO_ANNOTATIONS
+        shared_keys = True
         for key, value in annotations.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise self.error(
                     f"metadata.annotations {_quote(key)} must map a string to a string"
                 )
+            shared_keys = shared_keys and sys.intern(key) is key
         user_id = annotations.get(USER_ID_ANNOTATION)
         if user_id is not None and not _UUID.fullmatch(_unbrace(user_id.strip())):
             raise self.error(
                 f"annotation {USER_ID_ANNOTATION} {_quote(user_id)} is not a uuid, "
                 'e.g. "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"'
             )
-        if any(sys.intern(key) is not key for key in annotations):
+        if not shared_keys:
             # Each YAML document has its own copy of each key; a hundred thousand of
             # "bitbucket.org/user-id" would take 7 MB.
             annotations = {sys.intern(key): value for key, value in annotations.items()}
@@ -610,13 +612,15 @@ class _Fields:
             return ()
         if not isinstance(values, list):
             raise self.error(f"spec.{key} must be a list, not {_type_name(values)}")
-        known = self._known_refs
         refs = []
         for value in values:
-            # Most refs repeat (a thousand groups for a hundred thousand people): parse each once.
-            ref = known.get((kind, namespace, value)) if isinstance(value, str) else None
-            if ref is None:
-                ref = known[kind, namespace, value] = self.ref(value, key, kind, namespace)
+            if kind == "group" and isinstance(value, str):
+                # a thousand groups for a hundred thousand people: parse each group ref once
+                ref = self._group_refs.get((namespace, value))
+                if ref is None:
+                    ref = self._group_refs[namespace, value] = self.ref(value, key, kind, namespace)
+            else:
+                ref = self.ref(value, key, kind, namespace)
             refs.append(ref)
         return tuple(dict.fromkeys(refs))
 
@@ -756,10 +760,6 @@ def _place(file: str, document: int | None, kind: str | None, name: str | None) 
 
 def _is_valid_namespace(namespace: str) -> bool:
     return len(namespace) <= 63 and _NAMESPACE.fullmatch(namespace) is not None
-
-
-def _sorted(refs: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted(set(refs))) if len(refs) > 1 else refs
 
 
 def _real(path: Path, place: str) -> Path:
