@@ -68,7 +68,7 @@ _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PARSE_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
 _NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 _JSON = json.JSONDecoder()
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_NEXT = re.compile(r"[ \t\n\r]*(?:(?P<comma>,)[ \t\n\r]*)?")
 _JSON_LIST = re.compile(
     r'[ \t\n\r]*(?P<items>\{[ \t\n\r]*"items"[ \t\n\r]*:[ \t\n\r]*)?\[[ \t\n\r]*'
 )
@@ -672,17 +672,17 @@ def _json_documents(text: str, label: str) -> Iterator[Any]:
         while not text.startswith("]", position):
             document, position = _JSON.raw_decode(text, position)
             yield document
-            position = _skip_space(text, position)
-            if not text.startswith(",", position):
+            after = _JSON_NEXT.match(text, position)
+            position = after.end() if after else position
+            if not (after and after.group("comma")):
                 if not text.startswith("]", position):
                     raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
                 break
-            position = _skip_space(text, position + 1)
             if text.startswith("]", position):  # a trailing comma: the decoder's message
                 _JSON.raw_decode(text, position)
         end = _JSON_ITEMS_END if start.group("items") else _JSON_LIST_END
         if not end.match(text, position + 1):
-            _check_json_rest(text, _skip_space(text, position + 1), label)
+            _check_json_rest(text, position + 1, label)
     except RecursionError:
         raise CatalogError(
             f"{label}: invalid JSON: nested deeper than Python's recursion limit "
@@ -703,18 +703,13 @@ def _json_entities(data: Any, label: str) -> list[Any]:
 def _check_json_rest(text: str, position: int, label: str) -> None:
     """What follows the list of ``{"items": [...], ...}``: other keys, unless they change it."""
     json.loads(text)  # the decoder's own message when the rest is not JSON
-    others = json.loads("{" + text[position + 1 :])
+    others = json.loads("{" + text[text.index(",", position) + 1 :])
     if "items" in others or "kind" in others:
         problem = '"items" twice' if "items" in others else '"items" and "kind"'
         raise CatalogError(
             f"{label}: {problem} at the top level: write one entity, a list of entities, "
             'or {"items": [...]}'
         )
-
-
-def _skip_space(text: str, position: int) -> int:
-    space = _JSON_SPACE.match(text, position)
-    return space.end() if space else position
 
 
 def _yaml_documents(text: str, label: str) -> Iterator[Any]:
