@@ -304,9 +304,10 @@ def _stamp(path: Path) -> _Stamp:
 class _Loader:
     """One load: walks the files, validates the documents, links users and groups.
 
-    Duplicates and claims are checked as each entity arrives; what groups declare is added to
-    their users at the end. The cyclic garbage collector is paused meanwhile: everything built
-    is alive until the load ends, so its passes over the growing heap would find nothing.
+    Files are read one entity at a time and duplicates checked as entities arrive; at the end
+    what groups declare is added to their users, and claims are checked through the index. The
+    cyclic garbage collector is paused meanwhile: everything built stays alive until the load
+    ends, so its passes over the growing heap would find nothing (and took 3/4 of the time).
     """
 
     def __init__(self, root: Path, max_bytes: int) -> None:
@@ -473,13 +474,14 @@ class _Loader:
         The entities are not shared yet, so they are completed in place rather than copied.
         """
         known = self._entities
+        joined: dict[str, list[str]] = {}
         warnings = []
         for group in self._groups:
             members = []
             for member in group.members:
                 user = known.get(member)
                 if isinstance(user, UserEntity):
-                    object.__setattr__(user, "member_of", (*user.member_of, group.ref))
+                    joined.setdefault(user.ref, []).append(group.ref)
                     member = user.ref  # one copy of each ref string
                 else:
                     warnings.append(
@@ -493,8 +495,10 @@ class _Loader:
                 for ref in user.member_of
                 if ref not in known
             )
-            if len(user.member_of) > 1:
-                object.__setattr__(user, "member_of", tuple(sorted(set(user.member_of))))
+            extra = joined.pop(user.ref, ())
+            if extra or len(user.member_of) > 1:
+                member_of = tuple(sorted({*user.member_of, *extra}))
+                object.__setattr__(user, "member_of", member_of)
         catalog = Catalog(self._users, self._groups, files=self.stamps, warnings=warnings)
         self._check_claims(catalog)
         return catalog
