@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_EMAILS": "auto",
     "ALLOWED_WORKSPACES": [],
     "CATALOG_CHECK_INTERVAL": 1.0,
+    "CATALOG_MAX_BYTES": 256 * 1024 * 1024,
     "URL_PREFIX": "/api/auth/bitbucket",
     "SIGNIN_URL": "/signin",
     "PRODUCT_NAME": "Sign in",
@@ -150,6 +151,7 @@ class Settings:
     fetch_emails: bool | None
     allowed_workspaces: frozenset[str]
     catalog_check_interval: float
+    catalog_max_bytes: int
     url_prefix: str
     signin_url: str
     product_name: str
@@ -202,6 +204,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
         ),
         catalog_check_interval=_positive_number(values, "CATALOG_CHECK_INTERVAL"),
+        catalog_max_bytes=_byte_count(values, "CATALOG_MAX_BYTES"),
         url_prefix=_path(values, "URL_PREFIX"),
         signin_url=_path(values, "SIGNIN_URL"),
         product_name=str(values["PRODUCT_NAME"]),
@@ -467,6 +470,14 @@ def _flag_or_auto(values: Mapping[str, Any], name: str) -> bool | None:
     if text in _TRUE_TEXT or text in _FALSE_TEXT:
         return text in _TRUE_TEXT
     raise ConfigError(f"{PREFIX}{name}: expected true, false or auto, got {value!r}")
+
+
+def _byte_count(values: Mapping[str, Any], name: str) -> int:
+    value = values[name]
+    text = str(value).strip() if isinstance(value, int | str) and value is not True else ""
+    if not text.isdigit() or int(text) == 0:
+        raise ConfigError(f"{PREFIX}{name}: expected a positive number of bytes, got {value!r}")
+    return int(text)
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

@@ -80,6 +80,7 @@ class SignInState:
             settings.catalog_path,
             check_interval=settings.catalog_check_interval,
             clock=settings.clock or time.monotonic,
+            max_bytes=settings.catalog_max_bytes,
         )
         try:
             self.catalog_store.load()

@@ -225,8 +225,8 @@ def write_generated_catalog(
 ) -> Path:
     """A catalog of the generated accounts 1…count, user ``i`` in group ``group_of(i)``.
 
-    The users go into files of ``per_file`` named by Locations in ``catalog.yaml`` (a file
-    may hold 20 MB at most), next to the Groups. Each file is replaced whole (see
+    The users go into files of ``per_file`` named by Locations in ``catalog.yaml``, next to
+    the Groups. Each file is replaced whole (see
     :func:`replace_file`), so rewriting a catalog an app is reading is safe. Returns the
     path of ``catalog.yaml``.
     """

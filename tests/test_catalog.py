@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import tempfile
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +19,8 @@ from hypothesis import strategies as st
 
 from bitbucket_signin import catalog as catalog_module
 from bitbucket_signin.catalog import (
+    DEFAULT_MAX_BYTES,
+    MAX_YAML_ALIASES,
     Catalog,
     CatalogStore,
     UserEntity,
@@ -103,7 +107,6 @@ def test_user_entity_fields(basic: Catalog) -> None:
     assert jane.annotations["bitbucket.org/username"] == "jdoe"
     assert jane.member_of == ("group:default/team-a",)
     assert jane.source == (CATALOGS / "basic" / "people.yaml").absolute()
-    assert jane.raw["spec"]["memberOf"] == ["team-a"]
     bob = basic.users[1]
     assert bob.display_name == "bob.smith"  # no displayName: the name
     assert bob.picture is None
@@ -432,6 +435,128 @@ def test_alias_bomb_does_not_explode(tmp_path: Path, entity: str) -> None:
     message = catalog_error(write(tmp_path / "catalog.yaml", "\n".join([*lines, entity])))
     assert message.startswith("catalog.yaml: ")
     assert len(message) < 300
+
+
+def aliases_of_a_list(count: int) -> str:
+    """A User document whose ``spec.memberOf`` lists ``count`` aliases of one list."""
+    return "\n".join(
+        [f"apiVersion: {V1}", "kind: User", "metadata: {name: jdoe}", "spec:"]
+        + ["  teams: &teams [team-a, team-b]", "  memberOf:"]
+        + ["    - *teams"] * count
+    )
+
+
+def test_aliases_of_mappings_and_lists_are_limited_per_document(tmp_path: Path) -> None:
+    """Each alias of a list makes the loader read that list again: 100 per document at most."""
+    text = aliases_of_a_list(MAX_YAML_ALIASES + 1)
+    assert catalog_error(
+        write(tmp_path / "catalog.yaml", f"---\n{yaml.safe_dump(user('a'))}---\n{text}")
+    ) == (
+        f"catalog.yaml: document 2: more than {MAX_YAML_ALIASES} aliases of a mapping or list, "
+        "the limit"
+    )
+    # at the limit the document is read (and refused for what the aliases hold, not for them)
+    message = catalog_error(write(tmp_path / "at-limit.yaml", aliases_of_a_list(MAX_YAML_ALIASES)))
+    assert "spec.memberOf entries must be strings, not a list" in message
+    # aliases of scalars cannot grow anything; documents have their own count
+    scalars = "\n".join(["a: &a x", *(f"b{i}: *a" for i in range(500)), "kind: API"])
+    lists = aliases_of_a_list(60).replace("memberOf", "other")
+    again = lists.replace("name: jdoe", "name: jane")
+    path = write(tmp_path / "fine.yaml", "\n---\n".join([scalars, lists, again]))
+    assert [u.name for u in load_catalog(path).users] == ["jdoe", "jane"]
+
+
+def test_entity_count_is_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bitbucket_signin.catalog.MAX_ENTITIES", 3)
+    write(tmp_path / "people.yaml", user("b"), user("c"))
+    root = write(tmp_path / "catalog.yaml", user("a"), location("people.yaml"))
+    assert catalog_error(root) == "people.yaml: more than 3 entities, the limit"
+    write(tmp_path / "people.yaml", user("b"), None)  # empty documents do not count
+    assert len(load_catalog(root).users) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("deep.yaml", "a: " + "[" * 2000 + "]" * 2000, "exceeded maximum nesting depth"),
+        ("deep.json", "[" * 5000 + "]" * 5000, "nested deeper than Python's recursion limit"),
+        ("items.json", '{"items": ' + "[" * 5000 + "]" * 5000 + "}", "recursion limit"),
+    ],
+)
+def test_deep_nesting_is_refused_by_the_parsers(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    message = catalog_error(path)
+    assert message.startswith(f"{name}: invalid ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_no_size_wall_below_the_limit(tmp_path: Path) -> None:
+    """The old 20 MiB wall is gone: the default limit (BITBUCKET_CATALOG_MAX_BYTES) is 256 MiB."""
+    assert DEFAULT_MAX_BYTES == 256 * 1024 * 1024
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps([user()]) + " " * (21 * 1024 * 1024), encoding="utf-8")
+    assert [u.name for u in load_catalog(path).users] == ["jdoe"]
+
+
+_spaces = st.sampled_from(["", " ", "\n", "\t", " \r\n  "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(0, 4),
+    spaces=st.lists(_spaces, min_size=8, max_size=8),
+    wrap=st.sampled_from(["list", "items", "items-then-key", "items-then-kind", "key-then-items"]),
+    damage=st.none() | st.tuples(st.integers(0, 10_000), st.sampled_from(["", ",", "]", "}", "x"])),
+)
+def test_json_lists_read_one_entity_at_a_time_mean_what_json_loads_means(
+    count: int, spaces: list[str], wrap: str, damage: tuple[int, str] | None
+) -> None:
+    """The JSON list (or ``{"items": [...]}``) read entity by entity gives what the whole
+    decoded file gives, and the decoder's own message when it is not JSON."""
+    a, b, c, d, e, f, g, h = spaces
+    entities = f"{b},{c}".join(json.dumps(user(f"u{i}")) for i in range(count))
+    listed = f"[{a}{entities}{d}]"
+    text = {
+        "list": f"{e}{listed}{f}",
+        "items": f'{e}{{{f}"items"{g}:{h}{listed}{a}}}{b}',
+        "items-then-key": f'{{"items":{listed},{c}"metadata":{d}{{}}}}',
+        "items-then-kind": f'{{"items":{listed},"kind":"List"}}',
+        "key-then-items": f'{{"metadata": {{}},{e}"items": {listed}}}',
+    }[wrap]
+    if damage is not None:
+        at = damage[0] % (len(text) + 1)
+        text = text[:at] + damage[1] + text[at + 1 :]
+    with tempfile.TemporaryDirectory() as folder:
+        result = load_or_error(write(Path(folder) / "catalog.json", text))
+        expected = decoded_at_once(text, Path(folder))
+    if isinstance(expected, Catalog):
+        assert isinstance(result, Catalog)
+        assert [u.name for u in result.users] == [u.name for u in expected.users]
+    else:
+        assert str(result) == expected
+
+
+def decoded_at_once(text: str, folder: Path) -> Catalog | str:
+    """What the JSON ``text`` means when nothing of it is read entity by entity."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        return f"catalog.json: invalid JSON: {' '.join(str(error).split())}"
+    if re.match(r'\s*\{\s*"items"\s*:\s*\[', text) and "kind" in data:
+        return (
+            'catalog.json: "items" and "kind" at the top level: write one entity, '
+            'a list of entities, or {"items": [...]}'
+        )
+    # the same content with no list first
+    whole = {"x": 0, "items": data} if isinstance(data, list) else data
+    if isinstance(whole, dict):
+        whole = {"x": 0, **whole}
+    catalog = load_or_error(write(folder / "whole.json", json.dumps(whole)))
+    return catalog if isinstance(catalog, Catalog) else str(catalog).replace("whole", "catalog")
 
 
 def test_non_utf8_is_refused(tmp_path: Path) -> None:

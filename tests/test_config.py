@@ -34,6 +34,7 @@ def test_defaults() -> None:
     assert settings.api_base_url == "https://api.bitbucket.org/2.0"
     assert settings.callback_url is None
     assert settings.timeout == 10.0
+    assert settings.catalog_max_bytes == 256 * 1024 * 1024
     assert settings.clock is None
     assert "secret" not in repr(settings)
 
@@ -76,6 +77,12 @@ def test_bitbucket_call_settings_are_checked(setting: str, value: Any) -> None:
     assert "\n" not in str(raised.value)
 
 
+def test_catalog_max_bytes_from_the_environment() -> None:
+    """``FLASK_BITBUCKET_CATALOG_MAX_BYTES=1048576`` arrives as a number, or as text."""
+    assert settings_with(BITBUCKET_CATALOG_MAX_BYTES=1048576).catalog_max_bytes == 1048576
+    assert settings_with(BITBUCKET_CATALOG_MAX_BYTES=" 2048 ").catalog_max_bytes == 2048
+
+
 @pytest.mark.parametrize(
     ("changes", "named"),
     [
@@ -92,6 +99,11 @@ def test_bitbucket_call_settings_are_checked(setting: str, value: Any) -> None:
         ({"BITBUCKET_BRAND_COLOR": "red; background: url(x)"}, "BITBUCKET_BRAND_COLOR"),
         ({"BITBUCKET_SIGNIN_RESOLVERS": "[broken"}, "BITBUCKET_SIGNIN_RESOLVERS"),
         ({"BITBUCKET_APP_CONFIG": "/nonexistent/app-config.yaml"}, "BITBUCKET_APP_CONFIG"),
+        ({"BITBUCKET_CATALOG_MAX_BYTES": "lots"}, "BITBUCKET_CATALOG_MAX_BYTES"),
+        ({"BITBUCKET_CATALOG_MAX_BYTES": 0}, "BITBUCKET_CATALOG_MAX_BYTES"),
+        ({"BITBUCKET_CATALOG_MAX_BYTES": -1}, "BITBUCKET_CATALOG_MAX_BYTES"),
+        ({"BITBUCKET_CATALOG_MAX_BYTES": 1.5}, "BITBUCKET_CATALOG_MAX_BYTES"),
+        ({"BITBUCKET_CATALOG_MAX_BYTES": True}, "BITBUCKET_CATALOG_MAX_BYTES"),
     ],
 )
 def test_misconfiguration_is_one_line_naming_the_setting(

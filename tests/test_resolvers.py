@@ -56,7 +56,6 @@ def entity(name: str, email: str | None = None, **annotations: str) -> UserEntit
         annotations=MappingProxyType(annotations),
         source=Path("people.yaml"),
         document=1,
-        raw=MappingProxyType({}),
         display_name=name,
         email=email,
     )

@@ -16,7 +16,7 @@ import requests
 from flask import Flask
 
 from bitbucket_signin import ConfigError
-from bitbucket_signin.catalog import DEFAULT_MAX_BYTES
+from bitbucket_signin.catalog import MAX_YAML_ALIASES
 from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 
@@ -28,6 +28,10 @@ GOOD_EXTRA = {
     "extra.json": '{"items": []}',
 }
 JANE_ID = "bitbucket.org/user-id"
+MAX_BYTES = 64 * 1024  # BITBUCKET_CATALOG_MAX_BYTES for these tests
+ALIASES = "".join(
+    ["spec:\n  teams: &teams [team-a]\n  memberOf:\n"] + ["  - *teams\n"] * (MAX_YAML_ALIASES + 1)
+)
 
 
 def user(name: str, annotations: str = "", api: str = "backstage.io/v1alpha1") -> str:
@@ -40,8 +44,8 @@ def location(target: str) -> str:
 
 
 def write(path: Path, content: str | None) -> None:
-    """Replace ``path`` by ``content``, by a folder (``"<dir>"``), by a file over the size
-    limit (``"<huge>"``), or remove it (``None``)."""
+    """Replace ``path`` by ``content``, by a folder (``"<dir>"``), by a file over
+    ``MAX_BYTES`` (``"<huge>"``), or remove it (``None``)."""
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
@@ -49,7 +53,7 @@ def write(path: Path, content: str | None) -> None:
     if content == "<dir>":
         path.mkdir()
     elif content == "<huge>":
-        path.write_bytes(b"#" * (DEFAULT_MAX_BYTES + 1))
+        path.write_bytes(b"#" * (MAX_BYTES + 1))
     elif content is not None:
         touch_later(path, content)
 
@@ -75,7 +79,14 @@ CASES: dict[str, tuple[str, str | None, list[str]]] = {
     "location-cycle": ("extra.yaml", location("catalog.yaml"), ["Location cycle"]),
     "location-outside": ("extra.yaml", location("../outside.yaml"), ["outside the catalog folder"]),
     "location-missing": ("extra.yaml", location("missing.yaml"), ["missing.yaml", "not found"]),
-    "huge-file": ("extra.yaml", "<huge>", ["extra.yaml", "larger than"]),
+    "huge-file": ("extra.yaml", "<huge>", ["extra.yaml", f"larger than the limit of {MAX_BYTES}"]),
+    "alias-bomb": (
+        "extra.yaml",
+        ENTITY.format(kind="User", name="bomb", rest=ALIASES),
+        ["extra.yaml", "document 1", f"more than {MAX_YAML_ALIASES} aliases"],
+    ),
+    "deep-yaml": ("extra.yaml", "a: " + "[" * 5000 + "]" * 5000, ["extra.yaml", "nesting depth"]),
+    "deep-json": ("extra.json", "[" * 10_000 + "]" * 10_000, ["extra.json", "recursion limit"]),
     "python-tag": (
         "extra.yaml",
         '!!python/object/apply:os.system ["touch {pwned}"]\n',
@@ -116,8 +127,9 @@ def test_start_up_refuses_naming_file_and_entity(
 ) -> None:
     root = catalog(CASES[case][0])
     pwned = break_file(root, case)
+    config = {"BITBUCKET_CATALOG": str(root), "BITBUCKET_CATALOG_MAX_BYTES": MAX_BYTES}
     with pytest.raises(ConfigError) as raised:
-        create_app({**app_config, "BITBUCKET_CATALOG": str(root)})
+        create_app({**app_config, **config})
     message = str(raised.value)
     assert message.startswith("BITBUCKET_CATALOG: ")
     assert "\n" not in message
@@ -138,7 +150,9 @@ def test_running_app_keeps_the_last_good_catalog(
     """A signed-in person stays signed in, a new sign-in works, and the log says why."""
     extra = CASES[case][0] if case in CASES else "extra.yaml"
     root = catalog(extra)
-    app = make_app(BITBUCKET_CATALOG=str(root), BITBUCKET_CLOCK=clock)
+    app = make_app(
+        BITBUCKET_CATALOG=str(root), BITBUCKET_CLOCK=clock, BITBUCKET_CATALOG_MAX_BYTES=MAX_BYTES
+    )
     with serve(app) as url, requests.Session() as http:
         assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
         if case in CASES:
