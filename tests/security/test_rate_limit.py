@@ -111,11 +111,12 @@ def replay(callback: str, cookie: dict[str, str], source: str) -> requests.Respo
 
 @pytest.mark.parametrize(
     ("limit", "allowed"),
-    [("2 per minute", 2), ("5/hour; 3/minute", 3), ("off", 40), (False, 40)],
+    [("2 per minute", 2), ("5/hour; 3/minute", 3), ("off", 40), (False, 40), ("", 30)],
 )
 def test_the_limit_is_configurable_and_can_be_switched_off(
     make_app: Callable[..., Flask], limit: object, allowed: int
 ) -> None:
+    """Only ``off`` or false switch it off; empty (an unset template variable) is the default."""
     with serve(make_app(BITBUCKET_RATE_LIMIT=limit)) as url, requests.Session() as http:
         assert statuses(http, url, allowed) == [302] * allowed
         if allowed < 40:
@@ -128,6 +129,8 @@ def test_the_limit_is_configurable_and_can_be_switched_off(
         ("RATE_LIMIT", "lots", "BITBUCKET_RATE_LIMIT: cannot read 'lots' as a rate limit"),
         ("RATE_LIMIT", "0 per minute", "BITBUCKET_RATE_LIMIT: cannot read '0 per minute'"),
         ("RATE_LIMIT", 30, "BITBUCKET_RATE_LIMIT: cannot read 30 as a rate limit"),
+        ("RATE_LIMIT", "0", "BITBUCKET_RATE_LIMIT: cannot read '0' as a rate limit"),
+        ("RATE_LIMIT", "no", "BITBUCKET_RATE_LIMIT: cannot read 'no' as a rate limit"),
         ("RATE_LIMIT_STORAGE_URL", "mongodb://x", "BITBUCKET_RATE_LIMIT_STORAGE_URL: expected"),
     ],
 )
