@@ -31,6 +31,14 @@ timeout = 60
 graceful_timeout = 30
 
 
+# Whom to believe about https: ProxyFix alone (the demo's FLASK_PROXY_FIX), which counts the
+# proxies in front exactly. gunicorn by itself believes X-Forwarded-Proto from any process on
+# this machine (127.0.0.1, ::1): behind a local proxy that passes a visitor's own header on,
+# a request over plain http would count as https (Secure cookie, HSTS, an https redirect_uri).
+# FORWARDED_ALLOW_IPS, when set, still decides.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+
+
 # Metrics across workers (BITBUCKET_METRICS_PATH with PROMETHEUS_MULTIPROC_DIR set): each
 # worker writes its values into that folder; start from an empty one, and drop a dead
 # worker's live gauges.

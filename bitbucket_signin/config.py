@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -97,10 +98,29 @@ PLACEHOLDER_SECRET_KEYS = frozenset(
 )
 _PLACEHOLDER_PREFIX_MIN = 8
 LOOPBACK_NAMES = frozenset({"localhost"})
+RATE_LIMIT_OFF = frozenset({"off", "false"})  # and False; any other text must be a limit
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+# Sockets and locks cannot wait much beyond 2**33 seconds; a day already bounds nothing.
+MAX_TIMEOUT_SECONDS = 24 * 60 * 60
+CALLBACK_ROUTE = "/handler/frame"  # under BITBUCKET_URL_PREFIX
+OWN_FILES_PATH = "/_bitbucket_signin"  # the extension's stylesheet and static files
+# Each route of the extension: the setting that places it (None: fixed), and what it serves.
+ROUTE_OWNERS: dict[str, tuple[str | None, str]] = {
+    "theme": (None, "the extension's stylesheet"),
+    "static": (None, "the extension's static files"),
+    "start": ("URL_PREFIX", "the sign-in start"),
+    "callback": ("URL_PREFIX", "the callback"),
+    "refresh": ("URL_PREFIX", "the profile refresh"),
+    "logout": ("URL_PREFIX", "sign-out"),
+    "logout_everywhere": ("URL_PREFIX", "sign-out everywhere"),
+    "signin": ("SIGNIN_URL", "the sign-in page"),
+    "health": ("HEALTH_PATH", "the health check"),
+    "metrics": ("METRICS_PATH", "the metrics"),
+}
 _TRUE_TEXT = frozenset({"1", "true", "yes", "on"})
 _FALSE_TEXT = frozenset({"0", "false", "no", "off"})
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+_ROUTE_PATH = re.compile(r"^(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?$|^/$")  # no <converter>
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
 _DURATION_UNITS = {
@@ -180,7 +200,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
                 values[key] = value
                 names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
 
-    return Settings(
+    url_prefix = _path(values, "URL_PREFIX")
+    settings = Settings(
         client_id=_required_text(values, "CLIENT_ID"),
         client_secret=_required_text(values, "CLIENT_SECRET"),
         catalog_path=_catalog_path(values),
@@ -188,13 +209,13 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         authorize_url=_url(values, "AUTHORIZE_URL", names),
         token_url=_url(values, "TOKEN_URL", names),
         api_base_url=_url(values, "API_BASE_URL", names).rstrip("/"),
-        callback_url=_url(values, "CALLBACK_URL", names) if values["CALLBACK_URL"] else None,
+        callback_url=_callback_url(values, names, url_prefix),
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
         session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
         clock=_clock(values["CLOCK"]),
-        timeout=_positive_number(values, "TIMEOUT"),
+        timeout=_positive_number(values, "TIMEOUT", at_most=MAX_TIMEOUT_SECONDS),
         callback_timeout=_callback_timeout(values),
         max_response_bytes=_positive_int(values, "MAX_RESPONSE_BYTES"),
         max_concurrent_sign_ins=_positive_int(values, "MAX_CONCURRENT_SIGN_INS"),
@@ -205,10 +226,10 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         ),
         catalog_check_interval=_positive_number(values, "CATALOG_CHECK_INTERVAL"),
         catalog_max_bytes=_byte_count(values, "CATALOG_MAX_BYTES"),
-        url_prefix=_path(values, "URL_PREFIX"),
+        url_prefix=url_prefix,
         signin_url=_path(values, "SIGNIN_URL"),
         product_name=str(values["PRODUCT_NAME"]),
-        logo_url=str(values["LOGO_URL"]) if values["LOGO_URL"] else None,
+        logo_url=_logo_url(values["LOGO_URL"]),
         brand_color=_brand_color(values),
         security_headers=_flag(values["SECURITY_HEADERS"]),
         health_path=_optional_path(values, "HEALTH_PATH"),
@@ -219,6 +240,57 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         ),
         hsts=_hsts(values["HSTS"]),
     )
+    refuse_taken_paths(settings, app_rules=())
+    return settings
+
+
+def route_paths(settings: Settings) -> dict[str, str]:
+    """The path of each route of the extension, by endpoint (in :data:`ROUTE_OWNERS`' order)."""
+    paths = {
+        "theme": f"{OWN_FILES_PATH}/theme.css",
+        "static": f"{OWN_FILES_PATH}/static/<path:filename>",
+        "start": under_prefix(settings.url_prefix, "/start"),
+        "callback": under_prefix(settings.url_prefix, CALLBACK_ROUTE),
+        "refresh": under_prefix(settings.url_prefix, "/refresh"),
+        "logout": under_prefix(settings.url_prefix, "/logout"),
+        "signin": settings.signin_url,
+    }
+    if settings.session_redis_url:
+        paths["logout_everywhere"] = under_prefix(settings.url_prefix, "/logout/everywhere")
+    if settings.health_path:
+        paths["health"] = settings.health_path
+    if settings.metrics_path:
+        paths["metrics"] = settings.metrics_path
+    return {endpoint: paths[endpoint] for endpoint in ROUTE_OWNERS if endpoint in paths}
+
+
+def under_prefix(url_prefix: str, route: str) -> str:
+    """``route`` (``/start``) under ``BITBUCKET_URL_PREFIX`` (which may be ``/``)."""
+    return url_prefix.rstrip("/") + route
+
+
+def refuse_taken_paths(settings: Settings, app_rules: Iterable[tuple[str, str]]) -> None:
+    """Each route of the extension has a path of its own: not under ``/_bitbucket_signin/``
+    (unless it is one of those files), not another of its routes' paths, and not a rule the
+    app already has (``app_rules``: its ``(rule, endpoint)`` pairs), which one of the two
+    would silently hide."""
+    taken = {_route_key(rule): f"a route of the app ({endpoint!r})" for rule, endpoint in app_rules}
+    for endpoint, path in route_paths(settings).items():
+        setting, what = ROUTE_OWNERS[endpoint]
+        named = f"{PREFIX}{setting}" if setting else what
+        key = _route_key(path)
+        if setting and (key == OWN_FILES_PATH or key.startswith(OWN_FILES_PATH + "/")):
+            raise ConfigError(
+                f"{named}: {path!r} is under {OWN_FILES_PATH}/, kept for the extension's own files"
+            )
+        if key in taken:
+            raise ConfigError(f"{named}: {path!r} is already the path of {taken[key]}")
+        taken[key] = what + (f" ({PREFIX}{setting})" if setting else "")
+
+
+def _route_key(path: str) -> str:
+    """Paths one route would take from another: the same but for a trailing slash."""
+    return path.rstrip("/") or "/"
 
 
 def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -254,16 +326,19 @@ def parse_duration(value: Any, key: str) -> timedelta | None:
         return None
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        duration = timedelta(seconds=int(value))
-    elif isinstance(value, str):
-        duration = _duration_from_mapping(_duration_text(value, key), key)
-    elif isinstance(value, Mapping):
-        duration = _duration_from_mapping(value, key)
-    else:
-        raise ConfigError(f"{key}: expected a duration, got {value!r}")
+    try:
+        if isinstance(value, int | float):
+            duration = timedelta(seconds=value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            duration = timedelta(seconds=int(value))
+        elif isinstance(value, str):
+            duration = _duration_from_mapping(_duration_text(value, key), key)
+        elif isinstance(value, Mapping):
+            duration = _duration_from_mapping(value, key)
+        else:
+            raise ConfigError(f"{key}: expected a duration, got {value!r}")
+    except (OverflowError, ValueError):  # infinite, not a number, or beyond timedelta's range
+        raise ConfigError(f"{key}: {value!r} is not a finite duration") from None
     if duration <= timedelta(0):
         raise ConfigError(f"{key}: the duration must be positive")
     return duration
@@ -401,10 +476,54 @@ def _hsts(value: Any) -> str | None:
 
 
 def _path(values: Mapping[str, Any], name: str) -> str:
+    """A route's path: ``/`` and segments of URL characters (no ``//``, no ``<converter>``)."""
     value = _required_text(values, name)
     if not value.startswith("/"):
         raise ConfigError(f"{PREFIX}{name}: {value!r} must start with '/'")
+    if not _ROUTE_PATH.match(value):
+        raise ConfigError(
+            f"{PREFIX}{name}: {value!r} is not a plain path (segments of URL characters, "
+            "no empty segment, no <converter>)"
+        )
     return value.rstrip("/") or "/"
+
+
+def _callback_url(
+    values: Mapping[str, Any], names: Mapping[str, str], url_prefix: str
+) -> str | None:
+    """The configured ``redirect_uri``: our callback route (after any prefix the app is
+    mounted under), without a fragment."""
+    if not values["CALLBACK_URL"]:
+        return None
+    url = _url(values, "CALLBACK_URL", names)
+    route = under_prefix(url_prefix, CALLBACK_ROUTE)
+    if "#" in url:
+        raise ConfigError(f"{names['CALLBACK_URL']}: {url!r} has a fragment (#…): remove it")
+    if not urlsplit(url).path.endswith(route):
+        raise ConfigError(
+            f"{names['CALLBACK_URL']}: {url!r} is not the callback route: its path must end "
+            f"in {route} ({PREFIX}URL_PREFIX + {CALLBACK_ROUTE})"
+        )
+    return url
+
+
+def _logo_url(value: Any) -> str | None:
+    """A path on this site, an ``https:`` URL or a ``data:image/`` URL (what the CSP lets
+    images come from); nothing a browser would read as another site or a script."""
+    if value in (None, "", False):
+        return None
+    text = str(value).strip()
+    parts = urlsplit(text)
+    same_site_path = text.startswith("/") and text[1:2] not in ("/", "\\")
+    https_url = parts.scheme.lower() == "https" and bool(parts.hostname)
+    data_image = text.lower().startswith("data:image/")
+    # Browsers drop tabs and line breaks from URLs: "/\t/evil.example" is "//evil.example".
+    if not text.isprintable() or not (same_site_path or https_url or data_image):
+        raise ConfigError(
+            f"{PREFIX}LOGO_URL: {text!r} is not a path on this site (/…), "
+            "an https:// URL or a data:image/ URL"
+        )
+    return text
 
 
 def _required_duration(values: Mapping[str, Any], name: str) -> timedelta:
@@ -424,16 +543,26 @@ def _redis_url(values: Mapping[str, Any], name: str) -> str | None:
 
 
 def _optional_path(values: Mapping[str, Any], name: str) -> str | None:
-    return _path(values, name) if _flag(values[name]) else None
+    """A path of its own for a page of the extension (not ``/``, the site's home), or off."""
+    if not _flag(values[name]):
+        return None
+    path = _path(values, name)
+    if path == "/":
+        raise ConfigError(f"{PREFIX}{name}: '/' is the site's home page: give it a path of its own")
+    return path
 
 
-def _positive_number(values: Mapping[str, Any], name: str) -> float:
+def _positive_number(values: Mapping[str, Any], name: str, *, at_most: float = math.inf) -> float:
+    """A finite number above 0 (and at most ``at_most``)."""
     try:
         number = float(values[name])
-    except (TypeError, ValueError):
-        number = 0.0
-    if not number > 0:
-        raise ConfigError(f"{PREFIX}{name}: expected a positive number, got {values[name]!r}")
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not 0 < number < math.inf or number > at_most:
+        bound = f" and at most {at_most:g}" if at_most < math.inf else ""
+        raise ConfigError(
+            f"{PREFIX}{name}: expected a finite number above 0{bound}, got {values[name]!r}"
+        )
     return number
 
 
@@ -455,8 +584,8 @@ def _positive_int(values: Mapping[str, Any], name: str) -> int:
 def _callback_timeout(values: Mapping[str, Any]) -> float:
     """The callback's deadline for all its Bitbucket calls; by default two calls' worth."""
     if values["CALLBACK_TIMEOUT"] in (None, ""):
-        return 2 * _positive_number(values, "TIMEOUT")
-    return _positive_number(values, "CALLBACK_TIMEOUT")
+        return 2 * _positive_number(values, "TIMEOUT", at_most=MAX_TIMEOUT_SECONDS)
+    return _positive_number(values, "CALLBACK_TIMEOUT", at_most=MAX_TIMEOUT_SECONDS)
 
 
 def _flag_or_auto(values: Mapping[str, Any], name: str) -> bool | None:
@@ -494,8 +623,12 @@ def _flag(value: Any) -> bool:
 
 
 def _rate_limit(value: Any) -> str | None:
-    """Flask-Limiter's notation (``30 per minute``, ``10/minute; 100/hour``), or None for off."""
-    if not _flag(value):
+    """Flask-Limiter's notation (``30 per minute``, ``10/minute; 100/hour``), or None for off:
+    only ``off``, ``false`` or ``False`` switch it off (not ``0``, ``no`` or junk, which may
+    be mistakes); empty (an unset template variable) is the default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = DEFAULTS["RATE_LIMIT"]
+    if value is False or (isinstance(value, str) and value.strip().lower() in RATE_LIMIT_OFF):
         return None
     try:
         items = parse_many(value.strip()) if isinstance(value, str) else []

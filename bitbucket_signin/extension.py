@@ -12,7 +12,7 @@ from flask_login import LoginManager
 from . import __version__
 from .catalog import CatalogStore
 from .client import BitbucketClient, SignInLimit
-from .config import Settings, load_settings
+from .config import Settings, load_settings, refuse_taken_paths
 from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
 from .metrics import Metrics, install_metrics
 from .oauth import bitbucket_oauth_app
@@ -40,6 +40,7 @@ class BitbucketSignIn:
         if self.custom_resolvers is not None:
             config["BITBUCKET_SIGNIN_RESOLVERS"] = list(self.custom_resolvers)
         settings = load_settings(config)
+        refuse_taken_paths(settings, ((r.rule, r.endpoint) for r in app.url_map.iter_rules()))
         extension = SignInState(app, settings)
         app.extensions[EXTENSION_NAME] = extension
 

@@ -28,6 +28,16 @@ except ImportError:  # pragma: no cover - the metrics extra is not installed
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _CALLBACK_STARTED = "_bitbucket_callback_started"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Each call to Bitbucket is labelled by what it is, told by how its URL path ends, and never
+# by the path itself: next-page links come from Bitbucket's answers, and each new label
+# value would be a new series for as long as the process lives.
+CALL_KINDS = (
+    ("token", "/access_token"),
+    ("emails", "/user/emails"),
+    ("workspaces", "/user/workspaces"),
+    ("user", "/user"),
+)
+OTHER_CALL = "other"
 
 
 class Metrics:
@@ -50,8 +60,9 @@ class Metrics:
         )
         self.bitbucket_call_seconds = prometheus_client.Histogram(
             "bitbucket_signin_bitbucket_call_seconds",
-            "Time of each call to Bitbucket (the whole call, body included), by URL path.",
-            ["path"],
+            "Time of each call to Bitbucket (the whole call, body included), by kind: "
+            "token, user, emails, workspaces or other.",
+            ["call"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -74,7 +85,7 @@ class Metrics:
         )
 
     def observe_call(self, path: str, seconds: float) -> None:
-        self.bitbucket_call_seconds.labels(path=path).observe(seconds)
+        self.bitbucket_call_seconds.labels(call=call_kind(path)).observe(seconds)
 
     def exposition(self, store: CatalogStore) -> bytes:
         """The text format of every metric, across workers in multiprocess mode."""
@@ -87,6 +98,11 @@ class Metrics:
             multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
             return bytes(prometheus_client.generate_latest(combined))
         return bytes(prometheus_client.generate_latest(self.registry))
+
+
+def call_kind(path: str) -> str:
+    """What a call to the URL path ``path`` is: a kind of :data:`CALL_KINDS`, else ``other``."""
+    return next((kind for kind, ending in CALL_KINDS if path.endswith(ending)), OTHER_CALL)
 
 
 _lock = threading.Lock()

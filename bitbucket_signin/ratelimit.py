@@ -2,19 +2,20 @@
 
 Each start and each callback costs calls to Bitbucket, whose hourly quota every visitor
 shares; so both routes are limited (each with its own count) before anything is called. The
-client address is ``request.remote_addr``: behind a proxy, ProxyFix must set it, or every
-visitor shares the proxy's count.
+client is ``request.remote_addr`` (behind a proxy, ProxyFix must set it, or every visitor
+shares the proxy's count), and an IPv6 client is its /64 network: one subscriber or host
+usually owns a whole /64, and would otherwise get a count per address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, make_response, request
 from flask_limiter import Limiter, RequestLimit
-from flask_limiter.util import get_remote_address
 from limits.errors import ConfigurationError
 
 from .config import PREFIX, Settings
@@ -27,6 +28,7 @@ LIMITED_ENDPOINTS = frozenset({"bitbucket_signin.start", "bitbucket_signin.callb
 KEY_PREFIX = "bitbucket-signin"
 STORAGE_TIMEOUT = 2  # seconds for each Redis call; then the per-process fallback counts
 STORAGE_SETTING = f"{PREFIX}RATE_LIMIT_STORAGE_URL"
+IPV6_CLIENT_PREFIX = 64  # the network one IPv6 subscriber or host is given (RFC 6177)
 
 
 def limit_sign_in_attempts(app: Flask, settings: Settings) -> None:
@@ -39,7 +41,7 @@ def limit_sign_in_attempts(app: Flask, settings: Settings) -> None:
         return
     in_memory = settings.rate_limit_storage_url.startswith("memory://")
     limiter = Limiter(
-        get_remote_address,
+        client_key,
         default_limits=[settings.rate_limit],
         strategy="moving-window",  # at most N in any window, also across a minute's boundary
         storage_uri=settings.rate_limit_storage_url,
@@ -60,6 +62,22 @@ def limit_sign_in_attempts(app: Flask, settings: Settings) -> None:
         ) from None
     if not in_memory and not limiter.storage.check():
         raise ConfigError(f"{STORAGE_SETTING}: the rate-limit storage does not answer")
+
+
+def client_key() -> str:
+    """Who is counted: an IPv4 address (also when written IPv4-mapped, ``::ffff:a.b.c.d``),
+    or the /64 network of an IPv6 address; anything else (a Unix socket's peer) as it is."""
+    address = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        network = ipaddress.IPv6Network((ip.packed, IPV6_CLIENT_PREFIX), strict=False)
+        return str(network)
+    return str(ip)
 
 
 class _WithOwnConfig:

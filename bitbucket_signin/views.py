@@ -26,7 +26,7 @@ from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 
 from .client import Deadline, UpstreamError
-from .config import Settings, is_loopback
+from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
 from .errors import SessionStoreUnavailableError, SignInError
 from .extension import SignInState, get_state
 from .oauth import PROVIDER, STALE_LINK, exchange_code
@@ -70,21 +70,21 @@ def create_blueprint(settings: Settings) -> Blueprint:
         __name__,
         template_folder=str(resource_dir("templates")),
         static_folder=str(resource_dir("static")),
-        static_url_path="/_bitbucket_signin/static",
+        static_url_path=f"{OWN_FILES_PATH}/static",
     )
-    prefix = settings.url_prefix
-    blueprint.add_url_rule(settings.signin_url, "signin", signin_page)
-    blueprint.add_url_rule(f"{prefix}/start", "start", start)
-    blueprint.add_url_rule(f"{prefix}/handler/frame", "callback", callback)
-    blueprint.add_url_rule(f"{prefix}/refresh", "refresh", refresh)
-    blueprint.add_url_rule(f"{prefix}/logout", "logout", logout, methods=["POST"])
-    if settings.session_redis_url:
+    paths = route_paths(settings)
+    blueprint.add_url_rule(paths["signin"], "signin", signin_page)
+    blueprint.add_url_rule(paths["start"], "start", start)
+    blueprint.add_url_rule(paths["callback"], "callback", callback)
+    blueprint.add_url_rule(paths["refresh"], "refresh", refresh)
+    blueprint.add_url_rule(paths["logout"], "logout", logout, methods=["POST"])
+    if "logout_everywhere" in paths:
         blueprint.add_url_rule(
-            f"{prefix}/logout/everywhere", "logout_everywhere", logout_everywhere, methods=["POST"]
+            paths["logout_everywhere"], "logout_everywhere", logout_everywhere, methods=["POST"]
         )
-    blueprint.add_url_rule("/_bitbucket_signin/theme.css", "theme", theme_css)
-    if settings.health_path:
-        blueprint.add_url_rule(settings.health_path, "health", health)
+    blueprint.add_url_rule(paths["theme"], "theme", theme_css)
+    if "health" in paths:
+        blueprint.add_url_rule(paths["health"], "health", health)
     blueprint.after_request(_no_store)
     return blueprint
 

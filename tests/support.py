@@ -6,6 +6,7 @@ import os
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import yaml
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 from requests.adapters import HTTPAdapter
 from werkzeug.serving import make_server
 
@@ -31,6 +33,7 @@ OMAR = "{1f0e3a57-2c4b-4f1e-8d2a-6a3b9c7d5e21}"
 MANI = "{2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d}"
 VAL = "{0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a}"
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 class FakeClock:
@@ -280,3 +283,23 @@ def percentiles(seconds: list[float]) -> str:
     """``p50 12.3 ms, p95 45.6 ms`` of some durations."""
     cuts = statistics.quantiles(seconds, n=20, method="inclusive")
     return f"p50 {statistics.median(seconds) * 1000:.1f} ms, p95 {cuts[18] * 1000:.1f} ms"
+
+
+def samples(text: str) -> Samples:
+    """Every sample of a Prometheus exposition text, by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def call_counts(values: Samples) -> Counter[str]:
+    """How many calls to Bitbucket the metrics counted, by the ``call`` label's value."""
+    return Counter(
+        {
+            dict(labels)["call"]: value
+            for (name, labels), value in values.items()
+            if name == "bitbucket_signin_bitbucket_call_seconds_count"
+        }
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bitbucket_signin.config import load_settings, parse_duration
+from bitbucket_signin.config import DEFAULTS, load_settings, parse_duration, route_paths
 from bitbucket_signin.errors import ConfigError
 
 from .support import DATA, SECRET_KEY
@@ -24,6 +25,15 @@ BASE = {
 def settings_with(**changes: Any) -> Any:
     config = {**BASE, **changes}
     return load_settings({k: v for k, v in config.items() if v is not None}, environ={})
+
+
+def refusal(**changes: Any) -> str:
+    """The message of the ConfigError that ``changes`` stop start-up with (one line)."""
+    with pytest.raises(ConfigError) as raised:
+        settings_with(**changes)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
 
 
 def test_defaults() -> None:
@@ -71,10 +81,7 @@ def test_bitbucket_call_settings() -> None:
     ],
 )
 def test_bitbucket_call_settings_are_checked(setting: str, value: Any) -> None:
-    with pytest.raises(ConfigError) as raised:
-        settings_with(**{setting: value})
-    assert str(raised.value).startswith(f"{setting}: ")
-    assert "\n" not in str(raised.value)
+    assert refusal(**{setting: value}).startswith(f"{setting}: ")
 
 
 def test_catalog_max_bytes_from_the_environment() -> None:
@@ -163,18 +170,19 @@ def test_random_secret_keys_pass(key: str | bytes) -> None:
 
 
 URL_SETTINGS = ("AUTHORIZE_URL", "TOKEN_URL", "API_BASE_URL", "CALLBACK_URL")
+CALLBACK_PATH = "/api/auth/bitbucket/handler/frame"  # a path every URL setting accepts
 
 
 @pytest.mark.parametrize("name", URL_SETTINGS)
 @pytest.mark.parametrize(
     "url",
     [
-        "http://bitbucket.example/x",
-        "http://10.0.0.5:7008/x",
-        "http://127.0.0.1@evil.example/x",
-        "http://localhost.evil.example/x",
-        "http://[::2]/x",
-        "http://0.0.0.0:7008/x",
+        f"http://bitbucket.example{CALLBACK_PATH}",
+        f"http://10.0.0.5:7008{CALLBACK_PATH}",
+        f"http://127.0.0.1@evil.example{CALLBACK_PATH}",
+        f"http://localhost.evil.example{CALLBACK_PATH}",
+        f"http://[::2]{CALLBACK_PATH}",
+        f"http://0.0.0.0:7008{CALLBACK_PATH}",
     ],
 )
 def test_plain_http_to_another_machine_is_refused(name: str, url: str) -> None:
@@ -190,12 +198,12 @@ def test_plain_http_to_another_machine_is_refused(name: str, url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "http://localhost:7007/x",
-        "http://LOCALHOST/x",
-        "http://127.0.0.1:7008/x",
-        "http://127.8.9.10/x",
-        "http://[::1]:7008/x",
-        "https://bitbucket.example/x",
+        f"http://localhost:7007{CALLBACK_PATH}",
+        f"http://LOCALHOST{CALLBACK_PATH}",
+        f"http://127.0.0.1:7008{CALLBACK_PATH}",
+        f"http://127.8.9.10{CALLBACK_PATH}",
+        f"http://[::1]:7008{CALLBACK_PATH}",
+        f"https://bitbucket.example{CALLBACK_PATH}",
     ],
 )
 def test_https_or_loopback_http_is_accepted(name: str, url: str) -> None:
@@ -343,3 +351,182 @@ def test_app_refuses_bad_resolvers_at_start_up(changes: dict[str, Any], message:
     with pytest.raises(ConfigError) as raised:
         create_app({**BASE, **changes})
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["BITBUCKET_TIMEOUT", "BITBUCKET_CALLBACK_TIMEOUT", "BITBUCKET_CATALOG_CHECK_INTERVAL"],
+)
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan", math.inf, math.nan, 10**400])
+def test_numbers_must_be_finite(setting: str, value: Any) -> None:
+    """``inf`` ("no timeout") passed ``> 0``, then every socket wait of a sign-in failed."""
+    assert refusal(**{setting: value}).startswith(f"{setting}: expected a finite number above 0")
+
+
+@pytest.mark.parametrize("setting", ["BITBUCKET_TIMEOUT", "BITBUCKET_CALLBACK_TIMEOUT"])
+def test_timeouts_are_at_most_a_day(setting: str) -> None:
+    """A socket cannot wait 1e10 seconds: such a timeout would fail every sign-in."""
+    assert getattr(settings_with(**{setting: "86400"}), setting.lower()[10:]) == 86400
+    for value in ("86400.5", "1e10"):
+        assert refusal(**{setting: value}).endswith(f" at most 86400, got '{value}'")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [math.inf, math.nan, "99999999999 days", {"days": math.inf}, '{"hours": NaN}', 10**30],
+)
+def test_durations_must_be_finite(value: Any) -> None:
+    for setting in ("BITBUCKET_SESSION_DURATION", "BITBUCKET_SESSION_IDLE_TIMEOUT"):
+        assert refusal(**{setting: value}).startswith(f"{setting}: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", DEFAULTS["RATE_LIMIT"]),  # an unset template variable: the default
+        ("  ", DEFAULTS["RATE_LIMIT"]),
+        ("off", None),
+        (" OFF ", None),
+        ("false", None),
+        (False, None),
+        ("10/minute; 100/hour", "10/minute; 100/hour"),
+    ],
+)
+def test_rate_limit_is_off_only_when_said(value: Any, expected: str | None) -> None:
+    assert settings_with(BITBUCKET_RATE_LIMIT=value).rate_limit == expected
+    assert settings_with().rate_limit == DEFAULTS["RATE_LIMIT"]
+
+
+@pytest.mark.parametrize("value", ["0", "no", "none", "disabled", "1", True, "30"])
+def test_rate_limit_junk_is_refused_not_read_as_off(value: Any) -> None:
+    message = refusal(BITBUCKET_RATE_LIMIT=value)
+    assert message.startswith(f"BITBUCKET_RATE_LIMIT: cannot read {value!r}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/static/logo.png",
+        "/logo.svg?v=2",
+        "https://cdn.example/logo.png",
+        "HTTPS://cdn.example/logo.png",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "data:image/svg+xml,%3Csvg viewBox='0 0 32 32'%3E%3C/svg%3E",
+    ],
+)
+def test_logo_url_a_path_https_or_data_image(url: str) -> None:
+    assert settings_with(BITBUCKET_LOGO_URL=url).logo_url == url
+    assert settings_with(BITBUCKET_LOGO_URL="").logo_url is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "http://tracker.example/pixel.gif",
+        "//tracker.example/pixel.gif",  # another site, by the page's scheme
+        "/\\tracker.example/pixel.gif",  # read as // by browsers
+        "/\t/tracker.example/pixel.gif",  # browsers drop the tab
+        "https:tracker.example/pixel.gif",
+        "https:///pixel.gif",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:x",
+        "ftp://files.example/logo.png",
+        "logo.png",
+        "https://cdn.example/logo.png\n<x>",
+    ],
+)
+def test_logo_url_anything_else_is_refused(url: str) -> None:
+    assert refusal(BITBUCKET_LOGO_URL=url).startswith("BITBUCKET_LOGO_URL: ")
+
+
+@pytest.mark.parametrize(
+    ("changes", "accepted"),
+    [
+        ({}, f"https://portal.example{CALLBACK_PATH}"),
+        ({}, f"https://portal.example{CALLBACK_PATH}?tenant=1"),
+        ({}, f"https://portal.example/mounted/under{CALLBACK_PATH}"),  # a SCRIPT_NAME mount
+        ({"BITBUCKET_URL_PREFIX": "/auth/"}, "https://portal.example/auth/handler/frame"),
+        ({"BITBUCKET_URL_PREFIX": "/"}, "https://portal.example/handler/frame"),
+    ],
+)
+def test_callback_url_is_the_callback_route(changes: dict[str, Any], accepted: str) -> None:
+    assert settings_with(BITBUCKET_CALLBACK_URL=accepted, **changes).callback_url == accepted
+
+
+@pytest.mark.parametrize(
+    ("changes", "refused", "reason"),
+    [
+        ({}, "http://localhost/somewhere/else", "is not the callback route"),
+        ({}, "https://portal.example/api/auth/bitbucket/handler", "is not the callback route"),
+        ({}, f"https://portal.example{CALLBACK_PATH}/", "is not the callback route"),
+        ({}, f"https://portal.example{CALLBACK_PATH}x", "is not the callback route"),
+        ({}, f"https://portal.example/x{CALLBACK_PATH[1:]}", "is not the callback route"),
+        ({"BITBUCKET_URL_PREFIX": "/auth"}, f"https://portal.example{CALLBACK_PATH}", "/auth/"),
+        ({}, f"http://localhost{CALLBACK_PATH}#x", "has a fragment"),
+        ({}, f"https://portal.example{CALLBACK_PATH}#", "has a fragment"),
+    ],
+)
+def test_callback_url_elsewhere_is_refused(
+    changes: dict[str, Any], refused: str, reason: str
+) -> None:
+    message = refusal(BITBUCKET_CALLBACK_URL=refused, **changes)
+    assert message.startswith(f"BITBUCKET_CALLBACK_URL: {refused!r} ")
+    assert reason in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "named", "taken_by"),
+    [
+        ({"BITBUCKET_METRICS_PATH": "/"}, "BITBUCKET_METRICS_PATH", "home page"),
+        ({"BITBUCKET_HEALTH_PATH": "/"}, "BITBUCKET_HEALTH_PATH", "home page"),
+        ({"BITBUCKET_METRICS_PATH": "/healthz"}, "BITBUCKET_METRICS_PATH", "the health check"),
+        ({"BITBUCKET_METRICS_PATH": "/healthz/"}, "BITBUCKET_METRICS_PATH", "the health check"),
+        ({"BITBUCKET_METRICS_PATH": CALLBACK_PATH}, "BITBUCKET_METRICS_PATH", "the callback"),
+        ({"BITBUCKET_HEALTH_PATH": "/signin"}, "BITBUCKET_HEALTH_PATH", "the sign-in page"),
+        ({"BITBUCKET_SIGNIN_URL": CALLBACK_PATH}, "BITBUCKET_SIGNIN_URL", "the callback"),
+        (
+            {"BITBUCKET_URL_PREFIX": "/", "BITBUCKET_SIGNIN_URL": "/start"},
+            "BITBUCKET_SIGNIN_URL",
+            "the sign-in start (BITBUCKET_URL_PREFIX)",
+        ),
+        (
+            {
+                "BITBUCKET_SESSION_REDIS_URL": "redis://localhost/0",
+                "BITBUCKET_HEALTH_PATH": "/api/auth/bitbucket/logout/everywhere",
+            },
+            "BITBUCKET_HEALTH_PATH",
+            "sign-out everywhere",
+        ),
+        ({"BITBUCKET_SIGNIN_URL": "/_bitbucket_signin/theme.css"}, "BITBUCKET_SIGNIN_URL", "own"),
+        ({"BITBUCKET_HEALTH_PATH": "/_bitbucket_signin/static/x"}, "BITBUCKET_HEALTH_PATH", "own"),
+        ({"BITBUCKET_URL_PREFIX": "/_bitbucket_signin"}, "BITBUCKET_URL_PREFIX", "own files"),
+        ({"BITBUCKET_SIGNIN_URL": "/<path:page>"}, "BITBUCKET_SIGNIN_URL", "plain path"),
+        ({"BITBUCKET_METRICS_PATH": "//metrics"}, "BITBUCKET_METRICS_PATH", "plain path"),
+        ({"BITBUCKET_URL_PREFIX": "/api auth"}, "BITBUCKET_URL_PREFIX", "plain path"),
+    ],
+)
+def test_routes_never_take_each_others_paths(
+    changes: dict[str, Any], named: str, taken_by: str
+) -> None:
+    """Two routes on one path: one of them is never served (or the metrics replace the
+    home page), without a word; so start-up refuses, naming the setting to change."""
+    message = refusal(**changes)
+    assert message.startswith(f"{named}: ")
+    assert taken_by in message
+
+
+def test_routes_with_a_root_prefix() -> None:
+    paths = route_paths(settings_with(BITBUCKET_URL_PREFIX="/", BITBUCKET_METRICS_PATH="/m"))
+    assert paths == {
+        "theme": "/_bitbucket_signin/theme.css",
+        "static": "/_bitbucket_signin/static/<path:filename>",
+        "start": "/start",
+        "callback": "/handler/frame",
+        "refresh": "/refresh",
+        "logout": "/logout",
+        "signin": "/signin",
+        "health": "/healthz",
+        "metrics": "/m",
+    }

@@ -1,15 +1,18 @@
-"""A hostile Bitbucket: answers that drip, redirect elsewhere, or never end.
+"""A hostile Bitbucket: answers that drip, redirect elsewhere, never end, or page through
+ever new paths.
 
 Each test starts a small hostile upstream (``hostile.py``) in place of one Bitbucket endpoint,
 the emulator playing the others, and signs Jane in over real HTTP. The sign-in must end in
-time with a clear page (504 or 502, never 500), follow no redirect and read no more than the
-body cap.
+time with a clear page (504 or 502, never 500), follow no redirect, read no more than the
+body cap, and leave no trace of the upstream's paths in the metrics.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -19,7 +22,7 @@ from flask import Flask
 from bitbucket_signin.config import DEFAULTS
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import JANE, readme, serve, set_fault, sign_in
+from ..support import JANE, call_counts, readme, samples, serve, set_fault, sign_in
 from .hostile import (
     JSON,
     Answer,
@@ -171,3 +174,45 @@ def test_the_cap_is_a_setting(make_app: Callable[..., Flask], bitbucket: Emulato
         "| `BITBUCKET_MAX_RESPONSE_BYTES` | the longest answer read from Bitbucket, in bytes "
         "(beyond it: a 502 page) | `1048576` (1 MiB) |"
     ) in readme()
+
+
+def test_next_page_links_never_become_metric_labels(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer
+) -> None:
+    """Next-page links come from the answer (only their origin is checked): an API that pages
+    ``/user/emails`` through fresh random paths must not add a series per path to
+    ``bitbucket_signin_bitbucket_call_seconds``, which would grow for as long as the process
+    lives. Every call is counted under one of five fixed kinds."""
+    next_pages = 4
+
+    def emails_through_new_paths(upstream: Upstream, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.partition("?")[0]
+        if path == "/2.0/user":
+            upstream.send(handler, http_answer(200, json_body(USER), JSON))
+            return
+        # the first page, then /2.0/user/emails/<random>/<page number>
+        page = 0 if path == "/2.0/user/emails" else int(path.rpartition("/")[2])
+        body: dict[str, Any] = {"values": []}
+        if page < next_pages:
+            body["next"] = f"{upstream.url}/2.0/user/emails/{secrets.token_hex(8)}/{page + 1}"
+        upstream.send(handler, http_answer(200, json_body(body), JSON))
+
+    with hostile(emails_through_new_paths) as upstream:
+        app = make_app(
+            BITBUCKET_API_BASE_URL=f"{upstream.url}/2.0",
+            BITBUCKET_FETCH_EMAILS=True,
+            BITBUCKET_METRICS_PATH="/metrics",
+        )
+        with serve(app) as url:
+            before = samples(requests.get(f"{url}/metrics", timeout=10).text)
+            for _ in range(3):
+                with requests.Session() as http:
+                    assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
+            after = samples(requests.get(f"{url}/metrics", timeout=10).text)
+    labels = {
+        labels for name, labels in after if name == "bitbucket_signin_bitbucket_call_seconds_count"
+    }
+    kinds = ("token", "user", "emails", "workspaces", "other")
+    assert labels <= {(("call", kind),) for kind in kinds}
+    calls = call_counts(after) - call_counts(before)
+    assert calls == {"token": 3, "user": 3, "emails": 3, "other": 3 * next_pages}

@@ -4,6 +4,7 @@ only what the resolvers and the pages read back."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from flask import Flask, Response
 
 from bitbucket_signin.emulator import EmulatorServer
 
+from ..processes import app_environment, gunicorn_app
 from ..support import JANE, home_page, serve, session_contents, sign_in
 
 DEFAULT_HSTS = "max-age=31536000; includeSubDomains"
@@ -63,6 +65,33 @@ def test_hsts_only_over_https(
         for path in PATHS:
             response = requests.get(f"{live_app}{path}", headers=headers, allow_redirects=False)
             assert response.headers.get("Strict-Transport-Security") == expected, path
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, None),
+        ({"FLASK_PROXY_FIX": "1"}, DEFAULT_HSTS),
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1"}, DEFAULT_HSTS),
+    ],
+    ids=["as-shipped", "proxy-fix", "told-to-believe-loopback"],
+)
+def test_gunicorn_as_shipped_believes_a_forwarded_proto_only_through_proxy_fix(
+    bitbucket: EmulatorServer,
+    catalog_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    expected: str | None,
+) -> None:
+    """gunicorn itself believes X-Forwarded-Proto from this machine unless told otherwise;
+    the shipped gunicorn.conf.py tells it to believe no one, so a forged header from
+    127.0.0.1 proves nothing there either, and ProxyFix decides (or FORWARDED_ALLOW_IPS)."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    settings = app_environment(bitbucket.url, catalog_file) | environment
+    with gunicorn_app(settings, workers=1, as_shipped=True) as url:
+        response = requests.get(f"{url}/signin", headers=HTTPS, timeout=10)
+    assert response.status_code == 200
+    assert response.headers.get("Strict-Transport-Security") == expected
 
 
 def test_the_apps_own_hsts_header_wins(make_app: Callable[..., Flask]) -> None:

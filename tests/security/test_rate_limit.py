@@ -7,12 +7,13 @@ own Flask-Limiter keeps its limits and settings."""
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
 import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Any
 
@@ -131,11 +132,12 @@ def replay(callback: str, cookie: dict[str, str], source: str) -> requests.Respo
 
 @pytest.mark.parametrize(
     ("limit", "allowed"),
-    [("2 per minute", 2), ("5/hour; 3/minute", 3), ("off", 40), (False, 40)],
+    [("2 per minute", 2), ("5/hour; 3/minute", 3), ("off", 40), (False, 40), ("", 30)],
 )
 def test_the_limit_is_configurable_and_can_be_switched_off(
     make_app: Callable[..., Flask], limit: object, allowed: int
 ) -> None:
+    """Only ``off`` or false switch it off; empty (an unset template variable) is the default."""
     with serve(make_app(BITBUCKET_RATE_LIMIT=limit)) as url, requests.Session() as http:
         assert statuses(http, url, allowed) == [302] * allowed
         if allowed < 40:
@@ -148,6 +150,8 @@ def test_the_limit_is_configurable_and_can_be_switched_off(
         ("RATE_LIMIT", "lots", "BITBUCKET_RATE_LIMIT: cannot read 'lots' as a rate limit"),
         ("RATE_LIMIT", "0 per minute", "BITBUCKET_RATE_LIMIT: cannot read '0 per minute'"),
         ("RATE_LIMIT", 30, "BITBUCKET_RATE_LIMIT: cannot read 30 as a rate limit"),
+        ("RATE_LIMIT", "0", "BITBUCKET_RATE_LIMIT: cannot read '0' as a rate limit"),
+        ("RATE_LIMIT", "no", "BITBUCKET_RATE_LIMIT: cannot read 'no' as a rate limit"),
         ("RATE_LIMIT_STORAGE_URL", "mongodb://x", "BITBUCKET_RATE_LIMIT_STORAGE_URL: expected"),
     ],
 )
@@ -226,6 +230,20 @@ def test_redis_going_away_keeps_sign_in_answering_and_limited(
             assert statuses(http, site, 4) == [302, 302, 302, 429]
 
 
+def statuses_from(url: str, clients: Iterable[str]) -> list[int]:
+    """One start from each client address in turn, as a proxy forwards it (X-Forwarded-For)."""
+    with requests.Session() as http:
+        return [
+            http.get(
+                f"{url}{START}",
+                headers={"X-Forwarded-For": client},
+                allow_redirects=False,
+                timeout=10,
+            ).status_code
+            for client in clients
+        ]
+
+
 @pytest.mark.parametrize(("proxy_fix", "separate"), [(0, False), (1, True)])
 def test_the_key_is_the_address_flask_sees(
     make_app: Callable[..., Flask], proxy_fix: int, separate: bool
@@ -233,11 +251,22 @@ def test_the_key_is_the_address_flask_sees(
     """Without ProxyFix a forged X-Forwarded-For dodges nothing; behind a proxy that
     ProxyFix trusts, each forwarded client has its own count."""
     with serve(make_app(BITBUCKET_RATE_LIMIT="2 per minute", PROXY_FIX=proxy_fix)) as url:
-        with requests.Session() as http:
-            for client in ("198.51.100.1", "198.51.100.1", "198.51.100.2"):
-                http.headers["X-Forwarded-For"] = client
-                last = attempt(http, url)
-        assert last.status_code == (302 if separate else 429)
+        answers = statuses_from(url, ["198.51.100.1", "198.51.100.1", "198.51.100.2"])
+    assert answers[-1] == (302 if separate else 429)
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network(make_app: Callable[..., Flask]) -> None:
+    """One IPv6 subscriber or host usually owns a whole /64 (2**64 addresses): 200 starts
+    from 200 addresses spread over one /64, however written, are limited like one address;
+    the next /64 has a count of its own; an IPv4-mapped address counts as its IPv4."""
+    network = ipaddress.IPv6Network("2001:db8:1:2::/64")
+    spread = [str(network[i * (network.num_addresses // 199 - 1)]) for i in range(199)]
+    one_network = [*spread, "2001:0DB8:0001:0002:FFFF:FFFF:FFFF:FFFF"]
+    with serve(make_app(BITBUCKET_RATE_LIMIT="30 per minute", PROXY_FIX=1)) as url:
+        assert statuses_from(url, one_network) == [302] * 30 + [429] * 170
+        assert statuses_from(url, ["2001:db8:1:3::1", "2001:db8:1:2:abcd::1"]) == [302, 429]
+        assert statuses_from(url, ["198.51.100.7"] * 30) == [302] * 30
+        assert statuses_from(url, ["::ffff:198.51.100.7", "198.51.100.8"]) == [429, 302]
 
 
 def host_app(config: dict[str, Any]) -> tuple[Flask, Limiter]:

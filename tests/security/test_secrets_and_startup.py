@@ -12,12 +12,12 @@ import pytest
 import requests
 from flask import Flask
 
-from bitbucket_signin import ConfigError
+from bitbucket_signin import BitbucketSignIn, ConfigError
 from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 
 from ..processes import run_wsgi
-from ..support import JANE, grant_at_emulator, home_page, session_contents, start_sign_in
+from ..support import JANE, grant_at_emulator, home_page, serve, session_contents, start_sign_in
 from .conftest import leaked, log_texts, secret_values
 
 CALLBACK_PATH = "/api/auth/bitbucket/handler/frame"
@@ -68,6 +68,33 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "missing-catalog": ({"BITBUCKET_CATALOG": "{tmp}/missing.yaml"}, "BITBUCKET_CATALOG"),
     "catalog-is-a-folder": ({"BITBUCKET_CATALOG": "{tmp}"}, "BITBUCKET_CATALOG"),
     "catalog-not-utf8": ({"BITBUCKET_CATALOG": "{tmp}/binary.yaml"}, "binary.yaml"),
+    "infinite-timeout": ({"BITBUCKET_TIMEOUT": "inf"}, "BITBUCKET_TIMEOUT"),
+    "nan-callback-timeout": ({"BITBUCKET_CALLBACK_TIMEOUT": "nan"}, "BITBUCKET_CALLBACK_TIMEOUT"),
+    "metrics-on-the-home-page": ({"BITBUCKET_METRICS_PATH": "/"}, "BITBUCKET_METRICS_PATH"),
+    "metrics-on-the-health-check": (
+        {"BITBUCKET_METRICS_PATH": "/healthz"},
+        "BITBUCKET_METRICS_PATH",
+    ),
+    "health-on-the-sign-in-page": ({"BITBUCKET_HEALTH_PATH": "/signin"}, "BITBUCKET_HEALTH_PATH"),
+    "sign-in-page-on-the-callback": (
+        {"BITBUCKET_SIGNIN_URL": CALLBACK_PATH},
+        "BITBUCKET_SIGNIN_URL",
+    ),
+    "rate-limit-zero": ({"BITBUCKET_RATE_LIMIT": 0}, "BITBUCKET_RATE_LIMIT"),  # 0 from FLASK_…
+    "rate-limit-no": ({"BITBUCKET_RATE_LIMIT": "no"}, "BITBUCKET_RATE_LIMIT"),
+    "javascript-logo": ({"BITBUCKET_LOGO_URL": "javascript:alert(1)"}, "BITBUCKET_LOGO_URL"),
+    "plain-http-logo": (
+        {"BITBUCKET_LOGO_URL": "http://tracker.example/pixel.gif"},
+        "BITBUCKET_LOGO_URL",
+    ),
+    "callback-url-elsewhere": (
+        {"BITBUCKET_CALLBACK_URL": "http://localhost/somewhere/else"},
+        "BITBUCKET_CALLBACK_URL",
+    ),
+    "callback-url-with-fragment": (
+        {"BITBUCKET_CALLBACK_URL": f"http://localhost{CALLBACK_PATH}#x"},
+        "BITBUCKET_CALLBACK_URL",
+    ),
 }
 
 
@@ -109,6 +136,55 @@ def test_refuses_to_start_with_one_line_naming_the_setting(
     assert result.returncode == 1
     assert result.stderr == f"bitbucket-signin: {line}\n"
     assert result.stdout == ""
+
+
+def host_app(app_config: dict[str, Any], **settings: Any) -> Flask:
+    """An app with its own ``/login`` and ``/healthz`` before Bitbucket sign-in is added."""
+    app = Flask("host")
+    app.config.update(app_config, **settings)
+    app.add_url_rule("/login", "login", lambda: "the app's own login")
+    app.add_url_rule("/healthz", "healthz", lambda: "the app's own health check")
+    BitbucketSignIn(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("settings", "refusal"),
+    [
+        (
+            {"BITBUCKET_SIGNIN_URL": "/login"},
+            "BITBUCKET_SIGNIN_URL: '/login' is already the path of a route of the app ('login')",
+        ),
+        (
+            {},
+            "BITBUCKET_HEALTH_PATH: '/healthz' is already the path of a route of the app "
+            "('healthz')",
+        ),
+        (
+            {"BITBUCKET_HEALTH_PATH": "", "BITBUCKET_METRICS_PATH": "/login/"},
+            "BITBUCKET_METRICS_PATH: '/login' is already the path of a route of the app ('login')",
+        ),
+    ],
+    ids=["sign-in-page", "default-health-check", "metrics"],
+)
+def test_a_route_the_app_already_has_is_never_replaced(
+    app_config: dict[str, Any], settings: dict[str, Any], refusal: str
+) -> None:
+    """One of two routes on one path is never served, without a word: ``init_app`` checks
+    the app's routes and stops, naming the setting to change."""
+    with pytest.raises(ConfigError) as raised:
+        host_app(app_config, **settings)
+    assert str(raised.value) == refusal
+
+
+def test_routes_on_paths_of_their_own_both_answer(app_config: dict[str, Any]) -> None:
+    app = host_app(app_config, BITBUCKET_HEALTH_PATH="/bitbucket-signin/healthz")
+    with serve(app) as url:
+        assert requests.get(f"{url}/login", timeout=10).text == "the app's own login"
+        assert requests.get(f"{url}/healthz", timeout=10).text == "the app's own health check"
+        health = requests.get(f"{url}/bitbucket-signin/healthz", timeout=10)
+        assert health.json()["status"] == "ok"
+        assert "Sign in with Bitbucket" in requests.get(f"{url}/signin", timeout=10).text
 
 
 def test_secrets_never_reach_the_logs(
