@@ -24,4 +24,5 @@ export FLASK_BITBUCKET_CALLBACK_URL=http://localhost:7007/api/auth/bitbucket/han
 export FLASK_BITBUCKET_PRODUCT_NAME="Acme Developer Portal"
 
 echo "Open http://localhost:7007 and sign in as any example account (Ctrl-C stops the demo)."
-.venv/bin/gunicorn --workers 3 --threads 4 --bind 127.0.0.1:7007 wsgi:app
+# Threads and timeouts come from gunicorn.conf.py, which gunicorn reads from this folder.
+.venv/bin/gunicorn --workers 2 --bind 127.0.0.1:7007 wsgi:app
