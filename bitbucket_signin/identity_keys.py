@@ -9,6 +9,7 @@ UTS 46 mapping of full-width letters or ``ß``); a value that has no key matches
 
 from __future__ import annotations
 
+import functools
 import string
 
 import idna
@@ -20,7 +21,7 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 def ascii_lower(text: str) -> str:
     """``text`` with ``A``-``Z`` lower-cased and every other character left as it is."""
-    return text.translate(_ASCII_LOWER)
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def username_key(username: str) -> str:
@@ -28,6 +29,7 @@ def username_key(username: str) -> str:
     return ascii_lower(username)
 
 
+@functools.lru_cache(maxsize=65536)  # an organisation's people share a few domains
 def domain_key(domain: str) -> str | None:
     """The domain's IDNA 2008 A-label (``straße.example`` → ``xn--strae-oqa.example``).
 
