@@ -60,13 +60,18 @@ def install_security(app: Flask, settings: Settings) -> None:
             api_origin=origin(settings.api_base_url),  # avatars (plain http on a local emulator)
         )
 
+        defaults = (
+            ("content-security-policy", "Content-Security-Policy", policy),
+            ("x-content-type-options", "X-Content-Type-Options", "nosniff"),
+            ("x-frame-options", "X-Frame-Options", "DENY"),
+            ("referrer-policy", "Referrer-Policy", "same-origin"),
+        )
+
         @app.after_request
         def add_security_headers(response: Response) -> Response:
             headers = response.headers
-            headers.setdefault("Content-Security-Policy", policy)
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            headers.setdefault("X-Frame-Options", "DENY")
-            headers.setdefault("Referrer-Policy", "same-origin")
+            present = {name.lower() for name in headers.keys()}  # noqa: SIM118 - a multidict
+            headers.extend([(name, value) for key, name, value in defaults if key not in present])
             if settings.hsts and request.is_secure:
                 headers.setdefault("Strict-Transport-Security", settings.hsts)
             if _signed_in_without_loading():
