@@ -98,7 +98,7 @@ class SignInState:
         )
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
-        self.login_manager = _login_manager(app)
+        _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
         self.metrics: Metrics | None = None
 
@@ -132,9 +132,9 @@ def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:
     return bool(by_email) or not all(isinstance(r, CatalogResolver) for r in chain)
 
 
-def _login_manager(app: Flask) -> LoginManager:
-    """The app's own LoginManager with its settings kept (our sign-in page becomes its
-    ``login_view`` only when it has none), or a new one with our page that flashes nothing
+def _use_login_manager(app: Flask) -> None:
+    """Keep the app's own LoginManager and its settings (our sign-in page becomes its
+    ``login_view`` only when it has none), or make one with our page that flashes nothing
     (the sign-in page says why the visitor is there)."""
     manager: LoginManager | None = getattr(app, "login_manager", None)
     if manager is None:
@@ -142,7 +142,6 @@ def _login_manager(app: Flask) -> LoginManager:
         manager.login_message = None
     if manager.login_view is None:
         manager.login_view = "bitbucket_signin.signin"
-    return manager
 
 
 def get_state(app: Flask | None = None) -> SignInState:

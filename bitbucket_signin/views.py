@@ -285,7 +285,8 @@ def error_page(error: SignInError) -> tuple[str, int]:
 
 def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
     """The 503 page for a request whose session Redis could not read."""
-    g._login_user = get_state().login_manager.anonymous_user()  # rendering asks who it is
+    manager = current_app.login_manager  # type: ignore[attr-defined]
+    g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
     page, status = error_page(error)
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
 
