@@ -151,6 +151,17 @@ def alternate(
     return statistics.median(ones), statistics.median(twos), statistics.median(ratios)
 
 
+def protected_pages(
+    first: tuple[str, str], second: tuple[str, str], options: Options
+) -> tuple[float, float, float]:
+    """``/protected`` of two (app, cookie) pairs under the same load, in turns (``alternate``)."""
+    return alternate(
+        lambda: page_load(f"{first[0]}/protected", first[1], options),
+        lambda: page_load(f"{second[0]}/protected", second[1], options),
+        options.rounds,
+    )
+
+
 @contextmanager
 def bitbucket(*faults: str, people: int = 200) -> Iterator[str]:
     arguments = ["--generate-accounts", str(people), *(f"--fault={f}" for f in faults)]
@@ -168,11 +179,7 @@ def protected_page(options: Options, folder: Path) -> Figure:
             gunicorn_app(environment, 2, app="bench.apps:constant_app()") as floor,
         ):
             cookie = session_cookie(ours, emulator_url)
-            mine, constant, ratio = alternate(
-                lambda: page_load(f"{ours}/protected", cookie, options),
-                lambda: page_load(f"{floor}/protected", cookie, options),
-                options.rounds,
-            )
+            mine, constant, ratio = protected_pages((ours, cookie), (floor, cookie), options)
     return Figure(
         "1",
         f"protected page, real loader at {options.people:,} users / constant loader",
@@ -195,10 +202,8 @@ def redis_sessions(options: Options, folder: Path) -> Figure:
         ):
             signed = session_cookie(cookie_app, emulator_url)
             stored = session_cookie(redis_app, emulator_url)
-            with_redis, with_cookie, ratio = alternate(
-                lambda: page_load(f"{redis_app}/protected", stored, options),
-                lambda: page_load(f"{cookie_app}/protected", signed, options),
-                options.rounds,
+            with_redis, with_cookie, ratio = protected_pages(
+                (redis_app, stored), (cookie_app, signed), options
             )
     return Figure(
         "4",

@@ -168,18 +168,30 @@ def test_idle_timeout_and_absolute_lifetime(
         assert not is_signed_in(idle, url)
 
 
-def test_redis_forgets_an_idle_session_by_itself(
-    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer, clock: FakeClock
-) -> None:
-    """The session's Redis expiry is the idle timeout (and the minute the last-seen stamp
-    may lag), pushed out whenever a request renews that stamp."""
-    store = redis.Redis.from_url(redis_url)
-    store.flushdb()
-    app = make_app(
+@pytest.fixture
+def store(redis_url: str) -> redis.Redis:
+    """The Redis of the sessions, emptied."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def half_hour_app(make_app: Callable[..., Flask], redis_url: str, clock: FakeClock) -> Flask:
+    """Sessions in Redis, idle for 30 minutes at most, on the test clock."""
+    return make_app(
         BITBUCKET_SESSION_REDIS_URL=redis_url,
         BITBUCKET_SESSION_IDLE_TIMEOUT="30m",
         BITBUCKET_CLOCK=clock,
     )
+
+
+def test_redis_forgets_an_idle_session_by_itself(
+    half_hour_app: Flask, store: redis.Redis, bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    """The session's Redis expiry is the idle timeout (and the minute the last-seen stamp
+    may lag), pushed out whenever a request renews that stamp."""
+    app = half_hour_app
     with serve(app) as url:
         browser = signed_in_browser(url, bitbucket, JANE)
         (key,) = store.keys(SESSIONS)
@@ -267,17 +279,11 @@ def test_a_request_under_way_cannot_bring_back_a_session_that_ended(
 
 
 def test_sign_out_everywhere_finds_a_session_kept_alive_past_its_index_expiry(
-    make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer, clock: FakeClock
+    half_hour_app: Flask, store: redis.Redis, bitbucket: EmulatorServer, clock: FakeClock
 ) -> None:
     """The person's index of sessions is renewed with every write of a session, so it lives
     as long as the longest-lived one (even if it had expired meanwhile)."""
-    store = redis.Redis.from_url(redis_url)
-    store.flushdb()
-    app = make_app(
-        BITBUCKET_SESSION_REDIS_URL=redis_url,
-        BITBUCKET_SESSION_IDLE_TIMEOUT="30m",
-        BITBUCKET_CLOCK=clock,
-    )
+    app = half_hour_app
     index = PERSON_PREFIX + JANE.strip("{}")
     with serve(app) as url:
         kept_alive = signed_in_browser(url, bitbucket, JANE)
