@@ -225,7 +225,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             for slug in _text_list(values["ALLOWED_WORKSPACES"], "ALLOWED_WORKSPACES")
         ),
         catalog_check_interval=_positive_number(values, "CATALOG_CHECK_INTERVAL"),
-        catalog_max_bytes=_byte_count(values, "CATALOG_MAX_BYTES"),
+        catalog_max_bytes=_positive_int(values, "CATALOG_MAX_BYTES"),
         url_prefix=url_prefix,
         signin_url=_path(values, "SIGNIN_URL"),
         product_name=str(values["PRODUCT_NAME"]),
@@ -599,14 +599,6 @@ def _flag_or_auto(values: Mapping[str, Any], name: str) -> bool | None:
     if text in _TRUE_TEXT or text in _FALSE_TEXT:
         return text in _TRUE_TEXT
     raise ConfigError(f"{PREFIX}{name}: expected true, false or auto, got {value!r}")
-
-
-def _byte_count(values: Mapping[str, Any], name: str) -> int:
-    value = values[name]
-    text = str(value).strip() if isinstance(value, int | str) and value is not True else ""
-    if not text.isdigit() or int(text) == 0:
-        raise ConfigError(f"{PREFIX}{name}: expected a positive number of bytes, got {value!r}")
-    return int(text)
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

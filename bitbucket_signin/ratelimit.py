@@ -22,7 +22,7 @@ from .config import PREFIX, Settings
 from .errors import ConfigError, SignInError
 from .redirects import safe_next
 from .signals import sign_in_rate_limited
-from .views import render_signin
+from .views import error_page
 
 LIMITED_ENDPOINTS = frozenset({"bitbucket_signin.start", "bitbucket_signin.callback"})
 KEY_PREFIX = "bitbucket-signin"
@@ -103,9 +103,7 @@ def _refusal(limit: RequestLimit) -> Response:
         f"Please try again in {seconds} seconds.",
         status=429,
     )
-    response = make_response(
-        render_signin(error=error, next_path=safe_next(request.args.get("next")))
-    )
+    response = make_response(error_page(error, safe_next(request.args.get("next"))))
     response.headers["Retry-After"] = str(seconds)
     sign_in_rate_limited.send(current_app._get_current_object(), address=request.remote_addr)  # type: ignore[attr-defined]
     return response

@@ -110,7 +110,7 @@ def start() -> ResponseReturnValue:
     try:
         redirect_uri = _callback_url(extension.settings)
     except SignInError as error:
-        return render_signin(error=error, next_path=next_path)
+        return error_page(error, next_path)
     _forget_old_sign_ins()
     authorization = extension.oauth_app.create_authorization_url(redirect_uri)
     extension.oauth_app.save_authorize_data(
@@ -140,7 +140,7 @@ def callback() -> ResponseReturnValue:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
-        return render_signin(error=error, next_path=next_path)
+        return error_page(error, next_path)
     user = start_session(extension, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     response = redirect(next_path)
@@ -183,14 +183,14 @@ def refresh() -> tuple[Response, int] | Response:
 def logout() -> ResponseReturnValue:
     """Sign out; a POST carrying the session's CSRF token."""
     if not csrf_token_is_valid():
-        return render_signin(error=_UNCONFIRMED_SIGN_OUT)
+        return error_page(_UNCONFIRMED_SIGN_OUT)
     return _sign_out()
 
 
 def logout_everywhere() -> ResponseReturnValue:
     """End every session of the signed-in person (Redis sessions), then sign out here."""
     if not csrf_token_is_valid():
-        return render_signin(error=_UNCONFIRMED_SIGN_OUT)
+        return error_page(_UNCONFIRMED_SIGN_OUT)
     if isinstance(current_user, CatalogUser):
         ended = get_state().sign_out_everywhere(current_user.profile.uuid)
         logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
@@ -261,12 +261,11 @@ def text_color_on(background: str) -> str:
 
 def render_signin(
     *, error: SignInError | None = None, next_path: str = "/", notice: str | None = None
-) -> tuple[str, int] | str:
-    """The sign-in page, with the error (and its status) when there is one."""
-    settings = get_state().settings
-    page = render_template(
+) -> str:
+    """The sign-in page, showing ``error`` or ``notice`` when there is one."""
+    return render_template(
         "bitbucket_signin/signin.html",
-        settings=settings,
+        settings=get_state().settings,
         error=error,
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
@@ -274,13 +273,11 @@ def render_signin(
         start_url=url_for("bitbucket_signin.start"),
         start_params=[("next", next_path)] if next_path != "/" else [],
     )
-    return (page, error.status) if error is not None else page
 
 
-def error_page(error: SignInError) -> tuple[str, int]:
+def error_page(error: SignInError, next_path: str = "/") -> tuple[str, int]:
     """The sign-in page showing ``error``, and its status."""
-    page = render_signin(error=error)
-    return page if isinstance(page, tuple) else (page, error.status)
+    return render_signin(error=error, next_path=next_path), error.status
 
 
 def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
