@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ..processes import app_environment, emulator_process, gunicorn_app
-from ..support import DATA
+from ..support import DATA, serve
+from .frontend import bundle
 from .pages import SCREENSHOTS, WAIT_MS, clear_faults, origin
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,6 +92,38 @@ def app_url(emulator_url: str) -> Iterator[str]:
 def impatient_app_url(emulator_url: str) -> Iterator[str]:
     """The same app giving up on Bitbucket after one second."""
     yield from _gunicorn(emulator_url, TIMEOUT="1")
+
+
+@pytest.fixture(scope="session")
+def backstage_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Backstage test page: ``@backstage/core-app-api``'s ``BitbucketAuth``, bundled."""
+    return bundle(tmp_path_factory.mktemp("backstage-page"))
+
+
+def _static_site(directory: Path) -> Flask:
+    site = Flask(__name__, static_folder=directory, static_url_path="")
+    site.add_url_rule("/", "index", lambda: site.send_static_file("index.html"))
+    return site
+
+
+@pytest.fixture(scope="session")
+def frontend_url(backstage_page: Path) -> Iterator[str]:
+    """The Backstage app's origin, allowed by :func:`backstage_app_url`."""
+    with serve(_static_site(backstage_page)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def foreign_frontend_url(backstage_page: Path) -> Iterator[str]:
+    """The same Backstage app on an origin that is not allowed."""
+    with serve(_static_site(backstage_page)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def backstage_app_url(emulator_url: str, frontend_url: str) -> Iterator[str]:
+    """The app as the auth backend of the Backstage app at :func:`frontend_url`."""
+    yield from _gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=frontend_url)
 
 
 @pytest.fixture(scope="session")

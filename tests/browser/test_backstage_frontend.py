@@ -1,0 +1,250 @@
+"""A real Backstage frontend signs in through the app: ``BitbucketAuth`` from the published
+``@backstage/core-app-api`` (pinned in ``backstage/package.json``), bundled into a page on a
+second origin, in Chromium, against the emulator.
+
+The page (``backstage/app.js``) signs in the way a Backstage app's sign-in page does: a click
+on its button calls ``getBackstageIdentity({instantPopup: true})``, which opens the popup at
+once instead of queueing a request for the OAuthRequestManager's "login required" dialog.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from playwright.sync_api import BrowserContext, Page, Response
+
+from .conftest import Contexts
+from .pages import WAIT_MS, origin, screenshot
+
+AUTH = "/api/auth"
+SIGN_IN = "Sign in with Bitbucket"
+JANE = {
+    "type": "user",
+    "userEntityRef": "user:default/jdoe",
+    "ownershipEntityRefs": ["user:default/jdoe", "group:default/platform"],
+}
+
+
+@pytest.fixture
+def backstage_contexts(
+    browser: Any,
+    backstage_app_url: str,
+    emulator_url: str,
+    frontend_url: str,
+    foreign_frontend_url: str,
+) -> Iterator[Contexts]:
+    """Browser contexts whose requests may go to the app, the emulator and the two frontends."""
+    made = Contexts(browser, backstage_app_url, emulator_url, frontend_url, foreign_frontend_url)
+    yield made
+    foreign = made.close()
+    assert not foreign, f"requests to other origins: {foreign}"
+
+
+@pytest.fixture
+def context(backstage_contexts: Contexts) -> BrowserContext:
+    return backstage_contexts.new(viewport={"width": 1280, "height": 800})
+
+
+def record_responses(context: BrowserContext) -> list[Response]:
+    """Every response any page of the context gets from now on, the popup's included."""
+    responses: list[Response] = []
+    context.on("response", lambda response: responses.append(response))
+    return responses
+
+
+def open_backstage(context: BrowserContext, frontend_url: str, app_url: str) -> Page:
+    """The Backstage app served at ``frontend_url``, with ``app_url`` as its backend."""
+    page = context.new_page()
+    page.goto(f"{frontend_url}/?backend={quote(app_url, safe='')}")
+    page.wait_for_function("() => window.backstage !== undefined")
+    return page
+
+
+def reload(page: Page) -> None:
+    """Reload the Backstage app: a fresh ``BitbucketAuth`` that knows no session yet."""
+    page.reload()
+    page.wait_for_function("() => window.backstage !== undefined")
+
+
+def current_identity(page: Page) -> dict[str, Any]:
+    """``getBackstageIdentity({optional: true})``, which must find someone signed in."""
+    result = call(page, "identity")
+    assert result.get("value"), result
+    identity: dict[str, Any] = result["value"]
+    return identity
+
+
+def call(page: Page, method: str) -> dict[str, Any]:
+    """``backstage.<method>()`` in the page: ``{"value": …}`` or ``{"error": {name, message}}``."""
+    result: dict[str, Any] = page.evaluate(f"() => window.backstage.{method}()")
+    return result
+
+
+def open_popup(page: Page) -> Page:
+    """Press the page's sign-in button; returns the popup it opens."""
+    with page.expect_popup(timeout=WAIT_MS) as opening:
+        page.get_by_role("button", name=SIGN_IN).click()
+    popup = opening.value
+    popup.set_default_timeout(WAIT_MS)
+    return popup
+
+
+def sign_in(page: Page, emulator_url: str, display_name: str) -> dict[str, Any]:
+    """Sign in through the popup, granting as ``display_name`` on the emulator's page; returns
+    what ``getBackstageIdentity({instantPopup: true})`` gave the page."""
+    popup = open_popup(page)
+    popup.wait_for_url(f"{emulator_url}/site/oauth2/authorize?**")
+    with popup.expect_event("close", timeout=WAIT_MS):  # the frame page closes itself
+        popup.get_by_role("button", name=f"Grant access as {display_name}").click()
+    return call(page, "started")
+
+
+def verified_claims(token: str, app_url: str) -> dict[str, Any]:
+    """The token's claims, once it verifies with the app's published JWKS alone."""
+    jwks = requests.get(f"{app_url}{AUTH}/.well-known/jwks.json", timeout=5)
+    jwks.raise_for_status()
+    keys = jwks.json()["keys"]
+    assert keys
+    assert not any("d" in key for key in keys), "the JWKS holds public keys only"
+    decoded = jwt.decode(token, KeySet.import_key_set({"keys": keys}), algorithms=["ES256"])
+    assert decoded.header["typ"] == "vnd.backstage.user"
+    assert decoded.header["kid"] in {key["kid"] for key in keys}
+    now = int(time.time())
+    jwt.JWTClaimsRegistry(
+        now=now,
+        iss={"essential": True, "value": f"{app_url}{AUTH}"},
+        sub={"essential": True, "value": JANE["userEntityRef"]},
+        aud={"essential": True, "value": "backstage"},
+        iat={"essential": True},
+        exp={"essential": True},
+    ).validate(decoded.claims)
+    assert decoded.claims["exp"] - decoded.claims["iat"] == 3600
+    return decoded.claims
+
+
+def check_identity(identity: dict[str, Any], app_url: str) -> None:
+    """What the frontend holds is Jane's identity, with a token that says the same."""
+    assert identity["identity"] == JANE
+    claims = verified_claims(identity["token"], app_url)
+    assert claims.get("ent", JANE["ownershipEntityRefs"]) == JANE["ownershipEntityRefs"]
+    left = identity["expiresAt"].timestamp() - time.time()
+    assert 3000 < left <= 3600
+
+
+def refreshes(responses: list[Response]) -> list[Response]:
+    return [r for r in responses if "/bitbucket/refresh?" in r.url]
+
+
+def test_backstage_signs_in_survives_a_reload_and_signs_out(
+    context: BrowserContext, backstage_app_url: str, emulator_url: str, frontend_url: str
+) -> None:
+    responses = record_responses(context)
+    popups: list[Page] = []
+    page = open_backstage(context, frontend_url, backstage_app_url)
+    assert call(page, "identity") == {"value": None}
+
+    outcome = sign_in(page, emulator_url, "Jane Doe")
+    assert "value" in outcome, outcome
+    check_identity(outcome["value"], backstage_app_url)
+    assert call(page, "pendingRequests") == []
+    start = next(r for r in responses if "/bitbucket/start?" in r.url)
+    assert start.url == popup_url(backstage_app_url, frontend_url)
+    frame = next(r for r in responses if "/bitbucket/handler/frame?" in r.url)
+    assert frame.status == 200
+    profile = call(page, "profile")["value"]
+    assert profile["displayName"] == "Jane Doe"
+    assert profile["email"] == "jane@example.com"
+    screenshot(page, "backstage-signed-in")
+
+    page.on("popup", lambda popup: popups.append(popup))
+    reload(page)
+    check_identity(current_identity(page), backstage_app_url)
+    assert popups == []
+    refresh = refreshes(responses)[-1]
+    assert refresh.status == 200
+    headers = refresh.all_headers()
+    assert headers["access-control-allow-origin"] == frontend_url
+    assert headers["access-control-allow-credentials"] == "true"
+
+    assert call(page, "signOut") == {"value": None}
+    logout = next(r for r in responses if "/bitbucket/logout?" in r.url)
+    assert logout.request.method == "POST"
+    assert logout.status == 200
+    assert call(page, "identity") == {"value": None}
+    reload(page)
+    assert call(page, "identity") == {"value": None}
+    assert refreshes(responses)[-1].status == 401
+    assert popups == []
+
+
+def popup_url(app_url: str, frontend_url: str) -> str:
+    """Where ``BitbucketAuth`` on ``frontend_url`` opens its sign-in popup."""
+    return (
+        f"{app_url}{AUTH}/bitbucket/start?scope=account"
+        f"&origin={quote(frontend_url, safe='')}&flow=popup&env=development"
+    )
+
+
+def test_backstage_on_an_origin_not_allowed_is_refused(
+    context: BrowserContext,
+    backstage_app_url: str,
+    emulator_url: str,
+    frontend_url: str,
+    foreign_frontend_url: str,
+) -> None:
+    """As with Backstage's own backend, whose CORS allows the app's origin only: from another
+    origin the refresh is refused, so the sign-in fails before any popup opens and the
+    session of a person signed in elsewhere can be neither read nor ended; and a popup
+    opened for that origin anyway answers 403 and never reaches Bitbucket, which the
+    frontend reports as "Login failed, popup was closed"."""
+    responses = record_responses(context)
+    allowed = open_backstage(context, frontend_url, backstage_app_url)
+    assert "value" in sign_in(allowed, emulator_url, "Jane Doe")
+
+    foreign = open_backstage(context, foreign_frontend_url, backstage_app_url)
+    popups: list[Page] = []
+    foreign.on("popup", lambda popup: popups.append(popup))
+    assert call(foreign, "identity") == {"value": None}
+    foreign.get_by_role("button", name=SIGN_IN).click()
+    assert call(foreign, "started") == {
+        "error": {
+            "name": "AuthConnectionError",
+            "message": "Auth refresh request failed, TypeError: Failed to fetch",
+        }
+    }
+    assert popups == []
+    signed_out = call(foreign, "signOut")
+    assert signed_out == {
+        "error": {"name": "Error", "message": "Logout request failed, TypeError: Failed to fetch"}
+    }
+    for response in responses:
+        if response.frame.page == foreign and origin(response.url) == backstage_app_url:
+            headers = response.all_headers()
+            assert headers.get("access-control-allow-origin") != foreign_frontend_url
+            assert headers.get("access-control-allow-credentials") != "true"
+
+    with foreign.expect_popup(timeout=WAIT_MS) as opening:
+        foreign.evaluate(
+            "url => window.backstage.openLoginPopup(url)",
+            popup_url(backstage_app_url, foreign_frontend_url),
+        )
+    popup = opening.value
+    popup.wait_for_load_state()
+    start = next(r for r in responses if r.frame.page == popup and "/bitbucket/start?" in r.url)
+    assert start.status == 403
+    assert origin(popup.url) == backstage_app_url, "the popup never went to Bitbucket"
+    screenshot(popup, "backstage-origin-not-allowed")
+    popup.close()
+    assert call(foreign, "started") == {
+        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
+    }
+
+    reload(allowed)
+    check_identity(current_identity(allowed), backstage_app_url)
