@@ -19,6 +19,7 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from playwright.sync_api import BrowserContext, Page, Response
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from .conftest import Contexts
 from .pages import WAIT_MS, origin, screenshot
@@ -82,15 +83,26 @@ def current_identity(page: Page) -> dict[str, Any]:
 
 
 def call(page: Page, method: str) -> dict[str, Any]:
-    """``backstage.<method>()`` in the page: ``{"value": …}`` or ``{"error": {name, message}}``."""
-    result: dict[str, Any] = page.evaluate(f"() => window.backstage.{method}()")
+    """``backstage.<method>()`` in the page: ``{"value": …}`` or ``{"error": {name, message}}``;
+    fails when it has not settled within ``WAIT_MS``."""
+    result: dict[str, Any] = page.evaluate(
+        """([method, ms]) => Promise.race([
+            window.backstage[method](),
+            new Promise(resolve => setTimeout(() => resolve({pending: method}), ms)),
+        ])""",
+        [method, WAIT_MS],
+    )
+    assert "pending" not in result, f"backstage.{method}() still pending after {WAIT_MS} ms"
     return result
 
 
 def open_popup(page: Page) -> Page:
     """Press the page's sign-in button; returns the popup it opens."""
-    with page.expect_popup(timeout=WAIT_MS) as opening:
-        page.get_by_role("button", name=SIGN_IN).click()
+    try:
+        with page.expect_popup(timeout=WAIT_MS) as opening:
+            page.get_by_role("button", name=SIGN_IN).click()
+    except PlaywrightTimeoutError:
+        pytest.fail(f"no sign-in popup opened; the sign-in gave {call(page, 'started')}")
     popup = opening.value
     popup.set_default_timeout(WAIT_MS)
     return popup
