@@ -526,6 +526,8 @@ def test_routes_with_a_root_prefix() -> None:
         "callback": "/handler/frame",
         "refresh": "/refresh",
         "logout": "/logout",
+        "jwks": "/.well-known/jwks.json",
+        "openid_configuration": "/.well-known/openid-configuration",
         "signin": "/signin",
         "health": "/healthz",
         "metrics": "/m",
