@@ -26,10 +26,14 @@ from .pages import WAIT_MS, origin, screenshot
 
 AUTH = "/api/auth"
 SIGN_IN = "Sign in with Bitbucket"
-JANE = {
+JANE = {  # tests/data/catalog.yaml: memberOf platform, and a member of payments
     "type": "user",
     "userEntityRef": "user:default/jdoe",
-    "ownershipEntityRefs": ["user:default/jdoe", "group:default/platform"],
+    "ownershipEntityRefs": [
+        "group:default/payments",
+        "group:default/platform",
+        "user:default/jdoe",
+    ],
 }
 
 
