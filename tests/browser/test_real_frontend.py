@@ -154,8 +154,17 @@ def check_identity(identity: dict[str, Any], app_url: str) -> None:
     assert 3000 < left <= 3600
 
 
-def refreshes(responses: list[Response]) -> list[Response]:
-    return [r for r in responses if "/bitbucket/refresh?" in r.url]
+def popup_url(app_url: str, frontend_url: str) -> str:
+    """Where ``BitbucketAuth`` on ``frontend_url`` opens its sign-in popup."""
+    return (
+        f"{app_url}{AUTH}/bitbucket/start?scope=account"
+        f"&origin={quote(frontend_url, safe='')}&flow=popup&env=development"
+    )
+
+
+def answers(responses: list[Response], method: str, route: str) -> list[Response]:
+    """The responses to ``method`` requests for ``/bitbucket/<route>``."""
+    return [r for r in responses if f"/bitbucket/{route}?" in r.url and r.request.method == method]
 
 
 def test_backstage_signs_in_survives_a_reload_and_signs_out(
@@ -165,11 +174,14 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     popups: list[Page] = []
     page = open_backstage(context, frontend_url, backstage_app_url)
     assert call(page, "identity") == {"value": None}
+    (signed_out,) = answers(responses, "GET", "refresh")
+    assert signed_out.status == 401  # an answer the page may read: signed out, not unreachable
+    assert signed_out.all_headers()["access-control-allow-origin"] == frontend_url
 
     outcome = sign_in(page, emulator_url, "Jane Doe")
     assert "value" in outcome, outcome
     check_identity(outcome["value"], backstage_app_url)
-    assert call(page, "pendingRequests") == []
+    assert call(page, "pendingRequests") == {"value": []}
     start = next(r for r in responses if "/bitbucket/start?" in r.url)
     assert start.url == popup_url(backstage_app_url, frontend_url)
     frame = next(r for r in responses if "/bitbucket/handler/frame?" in r.url)
@@ -183,29 +195,22 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     reload(page)
     check_identity(current_identity(page), backstage_app_url)
     assert popups == []
-    refresh = refreshes(responses)[-1]
+    assert call(page, "pendingRequests") == {"value": []}
+    refresh = answers(responses, "GET", "refresh")[-1]
     assert refresh.status == 200
     headers = refresh.all_headers()
     assert headers["access-control-allow-origin"] == frontend_url
     assert headers["access-control-allow-credentials"] == "true"
 
     assert call(page, "signOut") == {"value": None}
-    logout = next(r for r in responses if "/bitbucket/logout?" in r.url)
-    assert logout.request.method == "POST"
+    (logout,) = answers(responses, "POST", "logout")
     assert logout.status == 200
+    assert logout.all_headers().get("content-length") == "0"  # an empty body
     assert call(page, "identity") == {"value": None}
     reload(page)
     assert call(page, "identity") == {"value": None}
-    assert refreshes(responses)[-1].status == 401
+    assert answers(responses, "GET", "refresh")[-1].status == 401
     assert popups == []
-
-
-def popup_url(app_url: str, frontend_url: str) -> str:
-    """Where ``BitbucketAuth`` on ``frontend_url`` opens its sign-in popup."""
-    return (
-        f"{app_url}{AUTH}/bitbucket/start?scope=account"
-        f"&origin={quote(frontend_url, safe='')}&flow=popup&env=development"
-    )
 
 
 def test_backstage_on_an_origin_not_allowed_is_refused(

@@ -10,6 +10,8 @@
 // the request for the "login required" dialog and wait for its `trigger()`; the page lists
 // such pending requests in `backstage.pendingRequests()` so the tests can see that none is
 // left waiting.
+//
+// Every `window.backstage` function answers in the shape `outcome` gives.
 import {
   BitbucketAuth,
   ConfigReader,
@@ -61,7 +63,7 @@ window.backstage = {
   identity: () => outcome(() => bitbucketAuth.getBackstageIdentity({ optional: true })),
   profile: () => outcome(() => bitbucketAuth.getProfile({ optional: true })),
   signOut: () => outcome(() => bitbucketAuth.signOut()),
-  pendingRequests: () => pending.map((request) => request.provider.id),
+  pendingRequests: () => ({ value: pending.map((request) => request.provider.id) }),
 };
 
 const button = document.getElementById("sign-in");
