@@ -33,7 +33,7 @@ pytestmark = pytest.mark.rate_limit("1000 per minute")
 @pytest.fixture
 def site(app_config: dict[str, object], make_app: Callable[..., Flask]) -> Iterator[str]:
     """The app allowing two Backstage app origins, on a live server."""
-    with serve(make_app(BITBUCKET_RATE_LIMIT="off", **FRONTEND)) as url:
+    with serve(make_app(BITBUCKET_RATE_LIMIT="1000 per minute", **FRONTEND)) as url:
         yield url
 
 
