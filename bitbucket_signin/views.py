@@ -381,8 +381,12 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     """The 503 page for a request whose session Redis could not read."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
+        body, status = json_error(error.status, error.message)
+        return body, status, headers
     page, status = error_page(error)
-    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    return page, status, headers
 
 
 def _pending_sign_in(returned_state: str) -> dict[str, Any]:
