@@ -3,12 +3,14 @@ origin the configuration allows (Backstage's ``origin`` and ``redirectUrl``)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
 MAX_NEXT_LENGTH = 2048
 _DECODE_ROUNDS = 4
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|[0-9a-f:.]+")
 
 
 def is_safe_next(value: object) -> bool:
@@ -67,6 +69,8 @@ def url_origin(value: object) -> str | None:
     if not value[len(parts.scheme) :].startswith("://"):
         return None
     host = parts.hostname.lower()
+    if not _HOST.fullmatch(host):  # as browsers write it: ASCII (IDNA) names or IP addresses
+        return None
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else "")
 

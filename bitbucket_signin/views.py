@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,19 +98,15 @@ def create_blueprint(settings: Settings) -> Blueprint:
     blueprint.add_url_rule(paths["signin"], "signin", signin_page)
     blueprint.add_url_rule(paths["start"], "start", start)
     blueprint.add_url_rule(paths["callback"], "callback", callback)
-    for endpoint, view, methods in (("refresh", refresh, "GET, POST"), ("logout", logout, "POST")):
+    for endpoint, view, answer_preflight, methods in (
+        ("refresh", refresh, refresh_preflight, ["GET", "POST"]),
+        ("logout", logout, logout_preflight, ["POST"]),
+    ):
         blueprint.add_url_rule(
-            paths[endpoint],
-            endpoint,
-            view,
-            methods=methods.split(", "),
-            provide_automatic_options=False,
+            paths[endpoint], endpoint, view, methods=methods, provide_automatic_options=False
         )
         blueprint.add_url_rule(
-            paths[endpoint],
-            f"{endpoint}_preflight",
-            partial(preflight, settings, methods),
-            methods=["OPTIONS"],
+            paths[endpoint], f"{endpoint}_preflight", answer_preflight, methods=["OPTIONS"]
         )
     blueprint.add_url_rule(paths["jwks"], "jwks", jwks)
     blueprint.add_url_rule(paths["openid_configuration"], "openid_configuration", openid_config)
@@ -123,7 +118,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     if "health" in paths:
         blueprint.add_url_rule(paths["health"], "health", health)
     blueprint.after_request(_no_store)
-    blueprint.after_request(partial(_cross_origin, settings))
+    blueprint.after_request(_cross_origin)
     return blueprint
 
 
@@ -386,8 +381,12 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     """The 503 page for a request whose session Redis could not read."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
+        body, status = json_error(error.status, error.message)
+        return body, status, headers
     page, status = error_page(error)
-    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    return page, status, headers
 
 
 def _pending_sign_in(returned_state: str) -> dict[str, Any]:
@@ -465,9 +464,17 @@ def _log_refusal(error: SignInError) -> None:
     logger.log(level, "Sign-in refused (%s): %s", error.status, error.message)
 
 
-def _cross_origin(settings: Settings, response: Response) -> Response:
+def refresh_preflight() -> Response:
+    return preflight(get_state().settings, "GET, POST")
+
+
+def logout_preflight() -> Response:
+    return preflight(get_state().settings, "POST")
+
+
+def _cross_origin(response: Response) -> Response:
     if request.endpoint in ("bitbucket_signin.refresh", "bitbucket_signin.logout"):
-        return allow_origin(response, settings)
+        return allow_origin(response, get_state().settings)
     return response
 
 

@@ -24,6 +24,7 @@ from .frontend_support import (
     start,
     start_params,
 )
+from .processes import free_port, redis_process
 from .support import JANE, VAL, grant_at_emulator, home_page, serve, sign_in
 
 # Each test signs in several times from 127.0.0.1 within a minute.
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.rate_limit("1000 per minute")
 @pytest.fixture
 def site(app_config: dict[str, object], make_app: Callable[..., Flask]) -> Iterator[str]:
     """The app allowing two Backstage app origins, on a live server."""
-    with serve(make_app(BITBUCKET_RATE_LIMIT="off", **FRONTEND)) as url:
+    with serve(make_app(BITBUCKET_RATE_LIMIT="1000 per minute", **FRONTEND)) as url:
         yield url
 
 
@@ -259,3 +260,22 @@ def test_the_server_rendered_sign_in_still_lands_on_next(
     http: requests.Session, site: str, bitbucket: EmulatorServer
 ) -> None:
     assert sign_in(http, site, bitbucket.url, JANE, "/x?y=1").headers["Location"] == "/x?y=1"
+
+
+def test_with_redis_sessions_and_when_redis_is_away(
+    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    """Server-side sessions: the popup's sign-in is seen by /refresh; with Redis away the
+    frontend gets Backstage's JSON error (503, readable by the app), never a page or a 500."""
+    port = free_port()
+    with redis_process(port) as redis_url:
+        app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, **FRONTEND)
+        with serve(app) as url:
+            assert frontend_sign_in(http, url, bitbucket.url, JANE).status_code == 200
+            assert refresh(http, url).status_code == 200
+    with serve(app) as url:
+        answer = refresh(http, url)
+        assert answer.status_code == 503
+        assert answer.json()["response"] == {"statusCode": 503}
+        assert answer.headers["Retry-After"]
+        assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
