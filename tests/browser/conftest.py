@@ -121,9 +121,19 @@ def foreign_frontend_url(backstage_page: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def backstage_app_url(emulator_url: str, frontend_url: str) -> Iterator[str]:
-    """The app as the auth backend of the Backstage app at :func:`frontend_url`."""
-    yield from _gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=frontend_url)
+def cross_site_frontend_url(frontend_url: str) -> str:
+    """The Backstage app's server by another name: an allowed origin on another site."""
+    return frontend_url.replace("//127.0.0.1:", "//localhost:")
+
+
+@pytest.fixture(scope="session")
+def backstage_app_url(
+    emulator_url: str, frontend_url: str, cross_site_frontend_url: str
+) -> Iterator[str]:
+    """The app as the auth backend of the Backstage app at :func:`frontend_url` (and
+    :func:`cross_site_frontend_url`)."""
+    origins = f"{frontend_url},{cross_site_frontend_url}"
+    yield from _gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins)
 
 
 @pytest.fixture(scope="session")

@@ -44,9 +44,11 @@ def backstage_contexts(
     emulator_url: str,
     frontend_url: str,
     foreign_frontend_url: str,
+    cross_site_frontend_url: str,
 ) -> Iterator[Contexts]:
-    """Browser contexts whose requests may go to the app, the emulator and the two frontends."""
-    made = Contexts(browser, backstage_app_url, emulator_url, frontend_url, foreign_frontend_url)
+    """Browser contexts whose requests may go to the app, the emulator and the frontends."""
+    frontends = (frontend_url, foreign_frontend_url, cross_site_frontend_url)
+    made = Contexts(browser, backstage_app_url, emulator_url, *frontends)
     yield made
     foreign = made.close()
     assert not foreign, f"requests to other origins: {foreign}"
@@ -64,10 +66,14 @@ def record_responses(context: BrowserContext) -> list[Response]:
     return responses
 
 
-def open_backstage(context: BrowserContext, frontend_url: str, app_url: str) -> Page:
-    """The Backstage app served at ``frontend_url``, with ``app_url`` as its backend."""
+def open_backstage(
+    context: BrowserContext, frontend_url: str, app_url: str, *, redirect_flow: bool = False
+) -> Page:
+    """The Backstage app served at ``frontend_url``, with ``app_url`` as its backend; with
+    ``redirect_flow``, configured with ``enableExperimentalRedirectFlow: true``."""
     page = context.new_page()
-    page.goto(f"{frontend_url}/?backend={quote(app_url, safe='')}")
+    flow = "&redirect" if redirect_flow else ""
+    page.goto(f"{frontend_url}/?backend={quote(app_url, safe='')}{flow}")
     page.wait_for_function("() => window.backstage !== undefined")
     return page
 
@@ -198,6 +204,7 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     assert call(page, "pendingRequests") == {"value": []}
     refresh = answers(responses, "GET", "refresh")[-1]
     assert refresh.status == 200
+    assert "cookie" in refresh.request.all_headers()
     headers = refresh.all_headers()
     assert headers["access-control-allow-origin"] == frontend_url
     assert headers["access-control-allow-credentials"] == "true"
@@ -210,6 +217,31 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     reload(page)
     assert call(page, "identity") == {"value": None}
     assert answers(responses, "GET", "refresh")[-1].status == 401
+    assert popups == []
+
+
+def test_backstage_redirect_flow_signs_in_through_the_reload(
+    context: BrowserContext, backstage_app_url: str, emulator_url: str, frontend_url: str
+) -> None:
+    """With ``enableExperimentalRedirectFlow``, the page itself goes to Bitbucket, comes back
+    to where it was, and the reloaded app finds the identity through ``/refresh``."""
+    responses = record_responses(context)
+    page = open_backstage(context, frontend_url, backstage_app_url, redirect_flow=True)
+    popups: list[Page] = []
+    page.on("popup", lambda popup: popups.append(popup))
+    here = page.url
+    page.get_by_role("button", name=SIGN_IN).click()
+    page.wait_for_url(f"{emulator_url}/site/oauth2/authorize?**")
+    (start,) = answers(responses, "GET", "start")
+    assert start.url == (
+        f"{backstage_app_url}{AUTH}/bitbucket/start?scope=account"
+        f"&origin={quote(frontend_url, safe='')}&redirectUrl={quote(here, safe='')}"
+        "&flow=redirect&env=development"
+    )
+    with page.expect_navigation(url=here):
+        page.get_by_role("button", name="Grant access as Jane Doe").click()
+    page.wait_for_function("() => window.backstage !== undefined")
+    check_identity(current_identity(page), backstage_app_url)
     assert popups == []
 
 
@@ -269,3 +301,25 @@ def test_backstage_on_an_origin_not_allowed_is_refused(
 
     reload(allowed)
     check_identity(current_identity(allowed), backstage_app_url)
+
+
+def test_backstage_on_another_site_loses_the_session_at_the_reload(
+    context: BrowserContext,
+    backstage_app_url: str,
+    emulator_url: str,
+    cross_site_frontend_url: str,
+) -> None:
+    """An allowed origin on another site (``localhost`` beside ``127.0.0.1``) signs in through
+    the popup, but the ``SameSite=Lax`` session cookie stays home when that site calls
+    ``/refresh``: after a reload the person is signed out (the README's warning)."""
+    responses = record_responses(context)
+    page = open_backstage(context, cross_site_frontend_url, backstage_app_url)
+    outcome = sign_in(page, emulator_url, "Jane Doe")
+    assert "value" in outcome, outcome
+    check_identity(outcome["value"], backstage_app_url)
+
+    reload(page)
+    assert call(page, "identity") == {"value": None}
+    refresh = answers(responses, "GET", "refresh")[-1]
+    assert refresh.status == 401
+    assert "cookie" not in refresh.request.all_headers()

@@ -1,7 +1,8 @@
 // A Backstage app's Bitbucket sign-in, as the published @backstage/core-app-api does it.
 //
 // The page is served from its own origin; `?backend=<app URL>` names the app under test,
-// whose auth routes the discovery API finds at `<app URL>/api/auth`. Playwright drives it
+// whose auth routes the discovery API finds at `<app URL>/api/auth`; `&redirect` switches on
+// Backstage's redirect flow. Playwright drives it
 // through `window.backstage` and the "Sign in with Bitbucket" button.
 //
 // Signing in: a Backstage app's SignInPage calls `getBackstageIdentity({instantPopup: true})`
@@ -20,12 +21,15 @@ import {
   openLoginPopup,
 } from "@backstage/core-app-api";
 
-const backend = new URLSearchParams(window.location.search).get("backend");
+const params = new URLSearchParams(window.location.search);
+const backend = params.get("backend");
 const environment = "development";
 const configApi = new ConfigReader({
   app: { baseUrl: window.location.origin },
   backend: { baseUrl: backend },
   auth: { environment },
+  // `?redirect`: sign in by leaving for Bitbucket and coming back instead of a popup.
+  enableExperimentalRedirectFlow: params.has("redirect"),
 });
 const discoveryApi = UrlPatternDiscovery.compile(`${backend}/api/{{ pluginId }}`);
 const oauthRequestApi = new OAuthRequestManager();
