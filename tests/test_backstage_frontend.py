@@ -4,6 +4,7 @@ redirect flows, ``/refresh`` and ``/logout`` across origins, beside the server-r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.rate_limit("1000 per minute")
 
 
 @pytest.fixture
-def site(app_config: dict[str, object], make_app: Callable[..., Flask]) -> Iterator[str]:
+def site(make_app: Callable[..., Flask]) -> Iterator[str]:
     """The app allowing two Backstage app origins, on a live server."""
     with serve(make_app(BITBUCKET_RATE_LIMIT="1000 per minute", **FRONTEND)) as url:
         yield url
@@ -236,11 +237,9 @@ def test_unknown_parameters_are_ignored_and_no_flow_is_the_server_rendered_sign_
 
 
 def test_the_environment_comes_from_the_app_config(
-    make_app: Callable[..., Flask], http: requests.Session, tmp_path: object
+    make_app: Callable[..., Flask], http: requests.Session, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
-    folder = Path(str(tmp_path))
+    folder = tmp_path
     (folder / "app-config.yaml").write_text(
         "app: {baseUrl: 'http://localhost:3000'}\n"
         "auth:\n"
