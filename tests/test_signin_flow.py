@@ -16,6 +16,7 @@ from bitbucket_signin.emulator import EmulatorServer
 
 from .support import (
     JANE,
+    JANE_IDENTITY,
     LI,
     MANI,
     OMAR,
@@ -331,15 +332,7 @@ class TestSessionEndpoints:
         assert body["profile"]["email"] == "jane@example.com"
         assert body["profile"]["picture"]
         identity = body["backstageIdentity"]["identity"]
-        assert identity == {
-            "type": "user",
-            "userEntityRef": "user:default/jdoe",
-            "ownershipEntityRefs": [
-                "group:default/payments",
-                "group:default/platform",
-                "user:default/jdoe",
-            ],
-        }
+        assert identity == JANE_IDENTITY
 
     def test_refresh_refuses_without_header_or_session(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer

@@ -21,20 +21,12 @@ from joserfc.jwk import KeySet
 from playwright.sync_api import BrowserContext, Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from ..support import JANE_IDENTITY
 from .conftest import Contexts
 from .pages import WAIT_MS, origin, screenshot
 
 AUTH = "/api/auth"
 SIGN_IN = "Sign in with Bitbucket"
-JANE = {  # tests/data/catalog.yaml: memberOf platform, and a member of payments
-    "type": "user",
-    "userEntityRef": "user:default/jdoe",
-    "ownershipEntityRefs": [
-        "group:default/payments",
-        "group:default/platform",
-        "user:default/jdoe",
-    ],
-}
 
 
 @pytest.fixture
@@ -142,7 +134,7 @@ def verified_claims(token: str, app_url: str) -> dict[str, Any]:
     jwt.JWTClaimsRegistry(
         now=now,
         iss={"essential": True, "value": f"{app_url}{AUTH}"},
-        sub={"essential": True, "value": JANE["userEntityRef"]},
+        sub={"essential": True, "value": JANE_IDENTITY["userEntityRef"]},
         aud={"essential": True, "value": "backstage"},
         iat={"essential": True},
         exp={"essential": True},
@@ -153,9 +145,9 @@ def verified_claims(token: str, app_url: str) -> dict[str, Any]:
 
 def check_identity(identity: dict[str, Any], app_url: str) -> None:
     """What the frontend holds is Jane's identity, with a token that says the same."""
-    assert identity["identity"] == JANE
+    assert identity["identity"] == JANE_IDENTITY
     claims = verified_claims(identity["token"], app_url)
-    assert claims.get("ent", JANE["ownershipEntityRefs"]) == JANE["ownershipEntityRefs"]
+    assert claims["ent"] == JANE_IDENTITY["ownershipEntityRefs"]
     left = identity["expiresAt"].timestamp() - time.time()
     assert 3000 < left <= 3600
 
