@@ -15,17 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
 from playwright.sync_api import BrowserContext, Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from ..frontend_support import AUTH, published_keys, verify
 from ..support import JANE_IDENTITY
 from .conftest import Contexts
 from .pages import WAIT_MS, origin, screenshot
 
-AUTH = "/api/auth"
 SIGN_IN = "Sign in with Bitbucket"
 
 
@@ -122,25 +119,11 @@ def sign_in(page: Page, emulator_url: str, display_name: str) -> dict[str, Any]:
 
 def verified_claims(token: str, app_url: str) -> dict[str, Any]:
     """The token's claims, once it verifies with the app's published JWKS alone."""
-    jwks = requests.get(f"{app_url}{AUTH}/.well-known/jwks.json", timeout=5)
-    jwks.raise_for_status()
-    keys = jwks.json()["keys"]
-    assert keys
-    assert not any("d" in key for key in keys), "the JWKS holds public keys only"
-    decoded = jwt.decode(token, KeySet.import_key_set({"keys": keys}), algorithms=["ES256"])
-    assert decoded.header["typ"] == "vnd.backstage.user"
-    assert decoded.header["kid"] in {key["kid"] for key in keys}
-    now = int(time.time())
-    jwt.JWTClaimsRegistry(
-        now=now,
-        iss={"essential": True, "value": f"{app_url}{AUTH}"},
-        sub={"essential": True, "value": JANE_IDENTITY["userEntityRef"]},
-        aud={"essential": True, "value": "backstage"},
-        iat={"essential": True},
-        exp={"essential": True},
-    ).validate(decoded.claims)
-    assert decoded.claims["exp"] - decoded.claims["iat"] == 3600
-    return decoded.claims
+    jwks = published_keys(app_url)
+    claims: dict[str, Any] = verify(token, jwks, issuer=f"{app_url}{AUTH}", now=time.time()).claims
+    assert claims["sub"] == JANE_IDENTITY["userEntityRef"]
+    assert claims["exp"] - claims["iat"] == 3600
+    return claims
 
 
 def check_identity(identity: dict[str, Any], app_url: str) -> None:
