@@ -37,10 +37,10 @@ from typing import Any
 
 import yaml
 
+from bitbucket_signin.app_extension import get_extension
 from bitbucket_signin.catalog import Catalog, load_catalog
 from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import generated_account
-from bitbucket_signin.extension import get_state
 from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import build_chain, resolve
 from tests.support import CLIENT_ID, CLIENT_SECRET, SECRET_KEY, generated_user
@@ -212,7 +212,7 @@ def child(kind: str, path: Path, users: int) -> dict[str, Any]:
     app = create_app(app_config(path))
     gc.collect()
     if kind == "worker":
-        return memory_of() | {"users": len(get_state(app).catalog_store.current().users)}
+        return memory_of() | {"users": len(get_extension(app).catalog_store.current().users)}
     gc.freeze()  # what a gunicorn.conf.py does before forking its workers (preload_app)
     return {"sample": shared_workers(app, users, SAMPLE), "everyone": shared_workers(app, users)}
 
@@ -220,7 +220,7 @@ def child(kind: str, path: Path, users: int) -> dict[str, Any]:
 def shared_workers(app: Any, users: int, people: int | None = None) -> dict[str, float]:
     """Fork WORKERS workers that each resolve ``people`` (default: everyone); their memory."""
     people_profiles = profiles(users, people)
-    state = get_state(app)
+    extension = get_extension(app)
     pids, ready = [], []
     for _ in range(WORKERS):
         done, finished = os.pipe()
@@ -228,7 +228,7 @@ def shared_workers(app: Any, users: int, people: int | None = None) -> dict[str,
         pid = os.fork()
         if pid == 0:  # a worker: resolve, say so, wait to be measured
             for profile in people_profiles:
-                state.resolve(profile)
+                extension.resolve(profile)
             os.write(finished, b"x")
             os.read(go_on, 1)
             os._exit(0)
