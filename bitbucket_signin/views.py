@@ -26,14 +26,18 @@ from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 
 from .app_extension import AppExtension, get_extension
-from .client import Deadline, UpstreamError
+from .client import Deadline
 from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
-from .errors import SessionStoreUnavailableError, SignInError
+from .errors import (
+    SessionStoreUnavailableError,
+    SignInError,
+    UpstreamError,
+    UserNotInCatalogError,
+)
 from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
-from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
