@@ -17,7 +17,7 @@ RENDER = textwrap.dedent(
     """
     import sys
     import bitbucket_signin
-    from bitbucket_signin.demo import create_app
+    from bitbucket_signin.standalone import create_app
 
     assert bitbucket_signin.__file__.startswith(sys.argv[1]), bitbucket_signin.__file__
     app = create_app({

@@ -1,4 +1,5 @@
-"""The demo app behind ``wsgi.py``: sign-in plus a protected home page showing who is there."""
+"""The standalone app, for ``gunicorn wsgi:app`` (deployments and the demo alike): sign-in plus
+a protected home page showing who is there, configured from ``FLASK_*`` environment variables."""
 
 from __future__ import annotations
 
