@@ -183,10 +183,10 @@ def client_auth_response(
     if access_token is not None:
         provider_info["accessToken"] = access_token
     return {
-        "profile": {
-            "displayName": user.display_name,
+        "profile": {  # Bitbucket's, as Backstage gives; the email: the catalog's first
+            "displayName": user.profile.display_name,
             "email": user.email,
-            "picture": user.picture,
+            "picture": user.profile.avatar_url,
         },
         "providerInfo": provider_info,
         "backstageIdentity": {
