@@ -56,13 +56,18 @@ def record_responses(context: BrowserContext) -> list[Response]:
 
 
 def open_backstage(
-    context: BrowserContext, frontend_url: str, app_url: str, *, redirect_flow: bool = False
+    context: BrowserContext,
+    frontend_url: str,
+    app_url: str,
+    *,
+    redirect_flow: bool = False,
+    environment: str = "development",
 ) -> Page:
-    """The Backstage app served at ``frontend_url``, with ``app_url`` as its backend; with
-    ``redirect_flow``, configured with ``enableExperimentalRedirectFlow: true``."""
+    """The Backstage app served at ``frontend_url``, with ``app_url`` as its backend, in
+    ``environment``; with ``redirect_flow``, ``enableExperimentalRedirectFlow: true``."""
     page = context.new_page()
     flow = "&redirect" if redirect_flow else ""
-    page.goto(f"{frontend_url}/?backend={quote(app_url, safe='')}{flow}")
+    page.goto(f"{frontend_url}/?backend={quote(app_url, safe='')}{flow}&env={environment}")
     page.wait_for_function("() => window.backstage !== undefined")
     return page
 
@@ -170,7 +175,6 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     profile = call(page, "profile")["value"]
     assert profile["displayName"] == "Jane Doe"
     assert profile["email"] == "jane@example.com"
-    screenshot(page, "backstage-signed-in")
 
     page.on("popup", lambda popup: popups.append(popup))
     reload(page)
@@ -298,3 +302,27 @@ def test_backstage_on_another_site_loses_the_session_at_the_reload(
     refresh = answers(responses, "GET", "refresh")[-1]
     assert refresh.status == 401
     assert "cookie" not in refresh.request.all_headers()
+
+
+def test_backstage_in_another_environment_fails_in_the_popup(
+    context: BrowserContext, backstage_app_url: str, frontend_url: str
+) -> None:
+    """A frontend whose ``auth.environment`` is not the app's: ``/refresh`` answers 400, so the
+    sign-in opens the popup, where ``/start`` answers 400 too and never reaches Bitbucket;
+    closing it gives "Login failed, popup was closed" (the README's table)."""
+    responses = record_responses(context)
+    page = open_backstage(context, frontend_url, backstage_app_url, environment="production")
+    assert call(page, "identity") == {"value": None}
+    assert [r.status for r in answers(responses, "GET", "refresh")] == [400]
+
+    popup = open_popup(page)
+    popup.wait_for_load_state()
+    (start,) = answers(responses, "GET", "start")
+    assert start.url.endswith("&flow=popup&env=production")
+    assert start.status == 400
+    assert origin(popup.url) == backstage_app_url, "the popup never went to Bitbucket"
+    screenshot(popup, "backstage-another-environment")
+    popup.close()
+    assert call(page, "started") == {
+        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
+    }

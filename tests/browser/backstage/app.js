@@ -2,7 +2,7 @@
 //
 // The page is served from its own origin; `?backend=<app URL>` names the app under test,
 // whose auth routes the discovery API finds at `<app URL>/api/auth`; `&redirect` switches on
-// Backstage's redirect flow. Playwright drives it
+// Backstage's redirect flow, and `&env=<name>` sets `auth.environment` (default development). Playwright drives it
 // through `window.backstage` and the "Sign in with Bitbucket" button.
 //
 // Signing in: a Backstage app's SignInPage calls `getBackstageIdentity({instantPopup: true})`
@@ -23,7 +23,7 @@ import {
 
 const params = new URLSearchParams(window.location.search);
 const backend = params.get("backend");
-const environment = "development";
+const environment = params.get("env") ?? "development";
 const configApi = new ConfigReader({
   app: { baseUrl: window.location.origin },
   backend: { baseUrl: backend },
