@@ -2,8 +2,9 @@
 //
 // The page is served from its own origin; `?backend=<app URL>` names the app under test,
 // whose auth routes the discovery API finds at `<app URL>/api/auth`; `&redirect` switches on
-// Backstage's redirect flow, and `&env=<name>` sets `auth.environment` (default development). Playwright drives it
-// through `window.backstage` and the "Sign in with Bitbucket" button.
+// Backstage's redirect flow, and `&env=<name>` sets `auth.environment` (default
+// development). Playwright drives it through `window.backstage` and the "Sign in with
+// Bitbucket" button.
 //
 // Signing in: a Backstage app's SignInPage calls `getBackstageIdentity({instantPopup: true})`
 // when the person presses its sign-in button, which opens the popup at once (a click, so the
@@ -28,7 +29,7 @@ const configApi = new ConfigReader({
   app: { baseUrl: window.location.origin },
   backend: { baseUrl: backend },
   auth: { environment },
-  // `?redirect`: sign in by leaving for Bitbucket and coming back instead of a popup.
+  // `&redirect`: sign in by leaving for Bitbucket and coming back instead of a popup.
   enableExperimentalRedirectFlow: params.has("redirect"),
 });
 const discoveryApi = UrlPatternDiscovery.compile(`${backend}/api/{{ pluginId }}`);
