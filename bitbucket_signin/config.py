@@ -317,7 +317,18 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
     sign_in = block.get("signIn")
     if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
         settings["SIGNIN_RESOLVERS"] = sign_in["resolvers"]
+    if _has_file_locations(document):
+        settings["CATALOG"] = str(path)  # the catalog loader reads its catalog.locations
     return settings
+
+
+def _has_file_locations(document: Mapping[str, Any]) -> bool:
+    """Whether ``catalog.locations`` lists an entry of ``type: file``."""
+    catalog = document.get("catalog")
+    locations = catalog.get("locations") if isinstance(catalog, Mapping) else None
+    return isinstance(locations, list) and any(
+        isinstance(location, Mapping) and location.get("type") == "file" for location in locations
+    )
 
 
 def parse_duration(value: Any, key: str) -> timedelta | None:

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from flask import (
     Blueprint,
@@ -34,7 +34,7 @@ from .errors import (
     UpstreamError,
     UserNotInCatalogError,
 )
-from .oauth import PROVIDER, STALE_LINK, exchange_code
+from .oauth import PROVIDER, exchange_code, stale_link
 from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
@@ -113,6 +113,7 @@ def start() -> ResponseReturnValue:
     next_path = safe_next(request.args.get("next"))
     try:
         redirect_uri = _callback_url(extension.settings)
+        _refuse_another_loopback_host(redirect_uri)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
@@ -135,6 +136,7 @@ def callback() -> ResponseReturnValue:
     extension = get_extension()
     returned_state = request.args.get("state", "")
     next_path = "/"
+    profile: BitbucketProfile | None = None
     try:
         next_path = safe_next(_pending_sign_in(returned_state).get("next"))
         _check_provider_error()
@@ -143,7 +145,8 @@ def callback() -> ResponseReturnValue:
     except SignInError as error:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
-        sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        sign_in_failed.send(app, error=error, profile=profile)
         return error_page(error, next_path)
     user = start_session(extension, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
@@ -297,7 +300,7 @@ def _pending_sign_in(returned_state: str) -> dict[str, Any]:
     pending = session.get(PENDING_STATE_PREFIX + returned_state) if returned_state else None
     data = pending.get("data") if isinstance(pending, dict) else None
     if not isinstance(data, dict) or _expired(pending, time.time()):
-        raise SignInError(STALE_LINK, status=400)
+        raise stale_link()
     return data
 
 
@@ -315,11 +318,14 @@ def _check_provider_error() -> None:
         description = request.args.get("error_description")
         if description and code != "access_denied":
             message = f"{message} Bitbucket said: {description[:300]}"
-        raise SignInError(message, status=status)
+        raise SignInError(
+            message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
+        )
     if not request.args.get("code"):
         raise SignInError(
             "This sign-in link is incomplete. Please start again from the sign-in page.",
             status=400,
+            reason="IncompleteCallback",
         )
 
 
@@ -334,6 +340,30 @@ def _callback_url(settings: Settings) -> str:
             status=400,
         )
     return url_for("bitbucket_signin.callback", _external=True)
+
+
+def _refuse_another_loopback_host(redirect_uri: str) -> None:
+    """In development, a browser on ``localhost`` while the callback URL says ``127.0.0.1``
+    (or another port) would come back without the session cookie that holds the pending
+    sign-in, a cookie of another host: say so now, naming both, rather than "expired" later.
+    Only between loopback hosts: behind a proxy the host a request names may differ by design.
+    """
+    callback, here = urlsplit(redirect_uri), urlsplit(request.host_url)
+    if not (is_loopback(callback.hostname) and is_loopback(here.hostname)):
+        return
+    if (callback.hostname, _port(callback)) != (here.hostname, _port(here)):
+        raise SignInError(
+            f"This page is open at {here.netloc}, but Bitbucket sends the sign-in back to "
+            f"{callback.netloc} (BITBUCKET_CALLBACK_URL), another host for the browser, "
+            f"which would lose the sign-in on the way. Open {callback.scheme}://"
+            f"{callback.netloc}/ instead, or set the callback URL to {here.netloc}.",
+            status=400,
+            reason="HostMismatch",
+        )
+
+
+def _port(url: SplitResult) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def _host_is_trusted(host: str) -> bool:

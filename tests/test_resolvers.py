@@ -147,7 +147,7 @@ def test_local_part_lookup_is_in_the_default_namespace(catalog: Catalog) -> None
         (
             LOCAL_EXAMPLE,
             profile(email="nobody@example.com"),
-            'No User entity named "nobody" in namespace default',
+            'No User entity has metadata.name (namespace default) "nobody"',
         ),
     ],
 )
