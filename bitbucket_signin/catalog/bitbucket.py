@@ -40,8 +40,12 @@ class BitbucketAnnotations:
         """A ``bitbucket.org/`` key that is none of ours, with the closest of ours."""
         if not key.lower().startswith(PREFIX) or key in CLAIMED_ANNOTATIONS:
             return None
-        close = difflib.get_close_matches(key.lower(), CLAIMED_ANNOTATIONS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(CLAIMED_ANNOTATIONS)
+        names = [
+            known.removeprefix(PREFIX) for known in CLAIMED_ANNOTATIONS
+        ]  # the part that varies
+        close = difflib.get_close_matches(key[len(PREFIX) :].lower(), names, n=1, cutoff=0.6)
+        known = ", ".join(CLAIMED_ANNOTATIONS)
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else f"known: {known}"
         return f"unknown annotation {key}: {hint}"
 
     def problem(self, key: str, value: str) -> str | None:
