@@ -4,6 +4,8 @@ it is, rather than showing up later as something else."""
 from __future__ import annotations
 
 import html
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +13,8 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask
 
-from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.emulator import EmulatorServer, load_accounts
+from bitbucket_signin.emulator.__main__ import EXAMPLE_ACCOUNTS, build_parser
 
 from .support import CLIENT_ID, JANE, serve, sign_in
 
@@ -64,4 +67,39 @@ def test_the_emulator_names_both_redirect_uris_it_compared(bitbucket: EmulatorSe
     assert page.status_code == 400
     text = html.unescape(page.text)
     assert f'The redirect_uri "{received}" does not begin with' in text
-    assert "the consumer's callback URL \"http://127.0.0.1\"" in text
+    assert 'the consumer\'s callback URL "http://127.0.0.1"' in text
+
+
+def test_the_emulator_ships_an_example_and_its_help_shows_the_format() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bitbucket_signin.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (
+        "accounts file (YAML or JSON; default: the example shipped in the package" in result.stdout
+    )
+    for field in ("consumers:", "callback_url:", "accounts:", "account_id:", "emails:"):
+        assert field in result.stdout
+    assert build_parser().parse_args([]).accounts == str(EXAMPLE_ACCOUNTS)
+    assert str(EXAMPLE_ACCOUNTS) in " ".join(result.stdout.split())
+
+
+def test_the_example_consumer_takes_a_flask_run_app_on_127_0_0_1_port_5000() -> None:
+    config = load_accounts(EXAMPLE_ACCOUNTS)
+    assert [account.display_name for account in config.accounts] == ["Jane Doe", "Val Visitor"]
+    with EmulatorServer(config) as emulator:
+        params = {"client_id": "my-app", "response_type": "code"}
+        for redirect_uri, status in [
+            ("http://127.0.0.1:5000/api/auth/bitbucket/handler/frame", 200),
+            ("http://localhost:5000/api/auth/bitbucket/handler/frame", 400),
+            ("http://127.0.0.1:5001/api/auth/bitbucket/handler/frame", 400),
+        ]:
+            page = requests.get(
+                f"{emulator.url}/site/oauth2/authorize",
+                params={**params, "redirect_uri": redirect_uri},
+                timeout=10,
+            )
+            assert page.status_code == status, redirect_uri
