@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -344,14 +344,15 @@ def _callback_url(settings: Settings) -> str:
 
 def _refuse_another_loopback_host(redirect_uri: str) -> None:
     """In development, a browser on ``localhost`` while the callback URL says ``127.0.0.1``
-    (or another port) would come back without the session cookie that holds the pending
-    sign-in, a cookie of another host: say so now, naming both, rather than "expired" later.
-    Only between loopback hosts: behind a proxy the host a request names may differ by design.
+    would come back without the session cookie that holds the pending sign-in, a cookie of
+    another host (ports do not matter to cookies): say so now, naming both, rather than
+    "expired" later. Only between loopback hosts: behind a proxy the host a request names may
+    differ from the public one by design.
     """
     callback, here = urlsplit(redirect_uri), urlsplit(request.host_url)
     if not (is_loopback(callback.hostname) and is_loopback(here.hostname)):
         return
-    if (callback.hostname, _port(callback)) != (here.hostname, _port(here)):
+    if callback.hostname != here.hostname:
         raise SignInError(
             f"This page is open at {here.netloc}, but Bitbucket sends the sign-in back to "
             f"{callback.netloc} (BITBUCKET_CALLBACK_URL), another host for the browser, "
@@ -360,10 +361,6 @@ def _refuse_another_loopback_host(redirect_uri: str) -> None:
             status=400,
             reason="HostMismatch",
         )
-
-
-def _port(url: SplitResult) -> int | None:
-    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def _host_is_trusted(host: str) -> bool:
