@@ -32,7 +32,6 @@ from .signals import (
 )
 
 AUDIT_LOGGER = "bitbucket_signin.audit"
-SERVER_FLOW = "server"  # the server-rendered sign-in: the sign-in page, then back to ``next``
 REQUEST_ID_HEADER = "X-Request-ID"
 # A request id from the proxy in front is kept when it looks like one; else a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -49,18 +48,23 @@ def install_audit(app: Flask) -> None:
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
 
-    def success(sender: Flask, *, user: Any, **extra: Any) -> None:
+    def success(sender: Flask, *, user: Any, flow: str, **extra: Any) -> None:
         identity = user.identity
-        _write(SUCCESS, "", user.profile, identity.resolver, identity.user_entity_ref)
+        _write(SUCCESS, "", flow, user.profile, identity.resolver, identity.user_entity_ref)
 
     def failure(
-        sender: Flask, *, error: SignInError, profile: BitbucketProfile | None = None, **extra: Any
+        sender: Flask,
+        *,
+        error: SignInError,
+        flow: str,
+        profile: BitbucketProfile | None = None,
+        **extra: Any,
     ) -> None:
         outcome, reason = outcome_of(error)
-        _write(outcome, reason, profile)
+        _write(outcome, reason, flow, profile)
 
     def rate_limited(sender: Flask, **extra: Any) -> None:
-        _write(REFUSED, RATE_LIMITED_REASON, None)
+        _write(REFUSED, RATE_LIMITED_REASON, None, None)  # refused before its flow was read
 
     signed_in.connect(success, sender=app, weak=False)
     sign_in_failed.connect(failure, sender=app, weak=False)
@@ -81,6 +85,7 @@ def log_to_stderr() -> None:
 def _write(
     outcome: str,
     reason: str,
+    flow: str | None,
     profile: BitbucketProfile | None,
     resolver: str | None = None,
     entity_ref: str | None = None,
@@ -95,7 +100,7 @@ def _write(
         "entity_ref": entity_ref,
         "client_address": request.remote_addr,
         "request_id": _request_id(),
-        "flow": SERVER_FLOW,
+        "flow": flow,
     }
     logger.info(json.dumps(record, ensure_ascii=False), extra={"audit": record})
 

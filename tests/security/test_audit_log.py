@@ -19,6 +19,7 @@ from flask import Flask
 from bitbucket_signin.audit import AUDIT_LOGGER
 from bitbucket_signin.emulator import EmulatorServer
 
+from ..frontend_support import APP_ORIGIN, FRONTEND, frontend_sign_in
 from ..support import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -115,7 +116,7 @@ def test_one_record_per_attempt_with_every_field_and_no_secret(
     assert not_found["uuid"] == VAL
     assert not_found["entity_ref"] is None
     assert {r["client_address"] for r in records} == {"127.0.0.1"}
-    assert {r["flow"] for r in records} == {"server"}
+    assert [r["flow"] for r in records] == ["server"] * 5 + [None]  # refused before it was read
     assert [r["request_id"] for r in records[:4]] == ["req-42"] * 4
     assert len({r["request_id"] for r in records[4:]}) == 2  # made up when none is given
     assert all(r["uuid"] is None for r in records[2:])  # Bitbucket never said who
@@ -124,6 +125,25 @@ def test_one_record_per_attempt_with_every_field_and_no_secret(
     audit_texts = [r.getMessage() for r in logs.records if r.name == AUDIT_LOGGER]
     assert leaked(audit_texts, secrets) == []
     assert leaked(log_texts(logs), secret_values(bitbucket)) == []
+
+
+def test_a_frontends_flow_is_recorded(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer, logs: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(**FRONTEND)
+    with serve(app) as url, requests.Session() as http:
+        assert frontend_sign_in(http, url, bitbucket.url, JANE).status_code == 200
+        redirected = frontend_sign_in(
+            http, url, bitbucket.url, VAL, "redirect", redirectUrl=f"{APP_ORIGIN}/catalog"
+        )
+        assert redirected.status_code == 302
+    records = audit_records(logs)
+    assert [(r["flow"], r["outcome"], r["entity_ref"]) for r in records] == [
+        ("popup", "success", "user:default/jdoe"),
+        ("redirect", "refused", None),
+    ]
+    texts = [r.getMessage() for r in logs.records if r.name == AUDIT_LOGGER]
+    assert leaked(texts, secret_values(bitbucket)) == []
 
 
 def test_a_hostile_request_id_is_replaced(
