@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 import yaml
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 
-from .app_extension import get_extension
+from .app_extension import EXTENSION_NAME, AppExtension, get_extension
 from .catalog import USER_ID_ANNOTATION, is_valid_name
 from .catalog.check import check_catalog
 from .catalog.loader import DEFAULT_MAX_BYTES
@@ -62,15 +62,25 @@ def _app_catalog(context: click.Context) -> tuple[Path, int]:
     catalog_logger.setLevel(logging.ERROR)  # the check reports the warnings itself, once
     try:
         app: Flask = info.load_app()
-    except (ConfigError, SystemExit) as error:  # wsgi.py turns a ConfigError into SystemExit
-        cause = error if isinstance(error, CatalogConfigError) else error.__context__
-        if isinstance(cause, CatalogConfigError):
-            return cause.path, DEFAULT_MAX_BYTES
+    except CatalogConfigError as error:
+        return error.path, DEFAULT_MAX_BYTES
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except SystemExit as error:  # wsgi.py turns a ConfigError into its one line and exits
+        if isinstance(error.__context__, CatalogConfigError):
+            return error.__context__.path, DEFAULT_MAX_BYTES
         raise
     finally:
         catalog_logger.setLevel(level)
-    settings = get_extension(app).settings
+    settings = _extension(app).settings
     return settings.catalog_path, settings.catalog_max_bytes
+
+
+def _extension(app: Flask) -> AppExtension:
+    """The app's extension; a plain error for an app that does not use it."""
+    if EXTENSION_NAME not in app.extensions:
+        raise click.ClickException(f"the app {app.name!r} does not use BitbucketSignIn")
+    return get_extension(app)
 
 
 @cli.command("resolve")
@@ -93,7 +103,7 @@ def resolve_command(
         username=username,
         email=email,
     )
-    extension = get_extension()
+    extension = _extension(current_app)
     explanation = explain(extension.resolvers, profile, extension.catalog_store.current())
     for number, step in enumerate(explanation.steps, start=1):
         click.echo(f"{number}. {step.resolver}")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from flask import Flask
+from flask.cli import ScriptInfo
 from flask.cli import cli as flask_cli
 
 from bitbucket_signin.catalog import load_catalog
@@ -160,7 +161,17 @@ def test_check_under_wsgi_py_reports_every_problem_and_no_traceback(
 def test_check_says_in_one_line_what_else_stops_the_app(app_config: dict[str, Any]) -> None:
     result = flask_command(app_env(app_config, BITBUCKET_CLIENT_ID=""), "check")
     assert result.exit_code == 1
-    assert "BITBUCKET_CLIENT_ID is not set" in str(result.exception)
+    assert result.output == "Error: BITBUCKET_CLIENT_ID is not set\n"
+
+
+def test_commands_say_so_for_an_app_without_the_extension() -> None:
+    app = Flask("plain")
+    for args in (["check"], ["resolve", "--uuid", VAL]):
+        result = CliRunner().invoke(
+            flask_cli, ["bitbucket-signin", *args], obj=ScriptInfo(create_app=lambda: app)
+        )
+        assert result.exit_code == 1
+        assert result.output == "Error: the app 'plain' does not use BitbucketSignIn\n"
 
 
 def test_python_m_check_needs_no_app(broken_catalog: Path, catalog_file: Path) -> None:

@@ -29,6 +29,7 @@ from ..support import (
     grant_at_emulator,
     serve,
     set_fault,
+    sign_in,
     start_sign_in,
 )
 from .conftest import leaked, log_texts, secret_values
@@ -125,6 +126,20 @@ def test_one_record_per_attempt_with_every_field_and_no_secret(
     audit_texts = [r.getMessage() for r in logs.records if r.name == AUDIT_LOGGER]
     assert leaked(audit_texts, secrets) == []
     assert leaked(log_texts(logs), secret_values(bitbucket)) == []
+
+
+def test_a_workspace_refusal_names_the_account(
+    make_app: Callable[..., Flask], bitbucket: EmulatorServer, logs: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(BITBUCKET_ALLOWED_WORKSPACES=["elsewhere"])
+    with serve(app) as url, requests.Session() as http:
+        assert sign_in(http, url, bitbucket.url, JANE).status_code == 403
+    (record,) = audit_records(logs)
+    assert (record["outcome"], record["reason"], record["uuid"]) == (
+        "refused",
+        "WorkspaceNotAllowed",
+        JANE,
+    )
 
 
 def test_a_frontends_flow_is_recorded(
