@@ -17,6 +17,7 @@ import yaml
 from flask import Flask
 
 from bitbucket_signin.catalog import load_catalog
+from bitbucket_signin.catalog.check import check_catalog
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.standalone import create_app
@@ -186,3 +187,14 @@ def test_bitbucket_catalog_wins_over_the_app_config_locations(
     assert app.extensions["bitbucket_signin"].settings.catalog_path == Path(
         app_config["BITBUCKET_CATALOG"]
     )
+
+
+def test_a_bad_parent_or_child_is_a_problem_of_its_group(tmp_path: Path) -> None:
+    bad = {**PLATFORM, "spec": {"type": "team", "parent": "user:jdoe", "children": ["a b"]}}
+    path = write(tmp_path / "catalog.yaml", JANE_ENTITY, bad)
+    report = check_catalog(path)
+    assert report.errors == (
+        'catalog.yaml: Group "platform" (document 2): spec.parent entry "user:jdoe" must refer '
+        "to a group",
+    )
+    assert report.groups == 0

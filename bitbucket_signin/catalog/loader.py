@@ -261,15 +261,16 @@ class Loader:
                 raise fields.error("spec.type is required")
             members = fields.refs(spec, "members", "user", namespace)
             parent = fields.string(spec, "parent", "spec.")
+            hierarchy = (
+                None if parent is None else fields.ref(parent, "parent", "group", namespace),
+                fields.refs(spec, "children", "group", namespace),
+            )
             group = GroupEntity(
                 "Group", name, namespace, annotations, path, index, group_type, members
             )
             self._add(group)
             self._groups.append(group)
-            self._hierarchy[group.ref] = (
-                None if parent is None else fields.ref(parent, "parent", "group", namespace),
-                fields.refs(spec, "children", "group", namespace),
-            )
+            self._hierarchy[group.ref] = hierarchy
         else:
             for target in fields.targets(spec):
                 self._walk(self._target(path, target, fields), chain)
