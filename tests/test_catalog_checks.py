@@ -198,3 +198,21 @@ def test_a_bad_parent_or_child_is_a_problem_of_its_group(tmp_path: Path) -> None
         "to a group",
     )
     assert report.groups == 0
+
+
+def test_the_demo_app_config_names_the_demo_catalog(
+    app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH_BITBUCKET_CLIENT_ID", "demo-client-id")
+    monkeypatch.setenv("AUTH_BITBUCKET_CLIENT_SECRET", "demo-client-secret")
+    demo = ROOT / "examples" / "demo" / "app-config.yaml"
+    config = {
+        key: value
+        for key, value in app_config.items()
+        if key not in ("BITBUCKET_CATALOG", "BITBUCKET_CLIENT_ID", "BITBUCKET_CLIENT_SECRET")
+    }
+    app = create_app({**config, "BITBUCKET_APP_CONFIG": str(demo)})
+    catalog = app.extensions["bitbucket_signin"].catalog_store.current()
+    assert sorted(user.name for user in catalog.users) == ["jdoe", "lchen", "omar"]
+    report = check_catalog(demo)
+    assert (report.errors, report.users, report.files) == ((), 3, 4)
