@@ -24,6 +24,7 @@ from ..support import (
     CLIENT_ID,
     CLIENT_SECRET,
     JANE,
+    OMAR,
     SECRET_KEY,
     VAL,
     grant_at_emulator,
@@ -203,3 +204,29 @@ def test_the_standalone_app_writes_the_records_to_standard_error(catalog_file: P
     record = json.loads(line)
     assert list(record) == FIELDS
     assert (record["outcome"], record["reason"]) == ("refused", "StaleLink")
+
+
+def test_the_other_refusals_and_failures(
+    make_app: Callable[..., Flask],
+    catalog_file: Path,
+    bitbucket: EmulatorServer,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """No code, an error Bitbucket sent back, and two users sharing the email that matched."""
+    with catalog_file.open("a", encoding="utf-8") as catalog:
+        catalog.write(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: omar2}\n"
+            "spec: {profile: {email: omar@example.com}}\n"
+        )
+    app = make_app(BITBUCKET_SIGNIN_RESOLVERS=["emailMatchingUserEntityProfileEmail"])
+    with serve(app) as url, requests.Session() as http:
+        for query, status in [("", 400), ("&error=server_error", 502)]:
+            state = parse_qs(urlsplit(start_sign_in(http, url)).query)["state"][0]
+            callback = f"{url}/api/auth/bitbucket/handler/frame?state={state}{query}"
+            assert http.get(callback, timeout=10).status_code == status
+        assert sign_in(http, url, bitbucket.url, OMAR).status_code == 403
+    assert [(r["outcome"], r["reason"], r["uuid"]) for r in audit_records(logs)] == [
+        ("refused", "IncompleteCallback", None),
+        ("failed", "ProviderError", None),
+        ("refused", "ConflictError", OMAR),
+    ]
