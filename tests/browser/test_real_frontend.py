@@ -9,21 +9,25 @@ once instead of queueing a request for the OAuthRequestManager's "login required
 
 from __future__ import annotations
 
+import runpy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from joserfc.errors import JoseError
 from playwright.sync_api import BrowserContext, Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from ..frontend_support import AUTH, published_keys, verify
-from ..support import JANE_IDENTITY
+from ..support import JANE_IDENTITY, block_after
 from .conftest import Contexts
 from .pages import WAIT_MS, origin, screenshot
 
 SIGN_IN = "Sign in with Bitbucket"
+README_SECTION = "## Use it as the Bitbucket auth backend of a Backstage app"
 
 
 @pytest.fixture
@@ -148,13 +152,25 @@ def popup_url(app_url: str, frontend_url: str) -> str:
     )
 
 
+def readme_calling_user(folder: Path) -> Callable[[str, str], str]:
+    """The README's ``calling_user``, as a service would copy it."""
+    module = folder / "calling_user.py"
+    module.write_text(block_after(README_SECTION, "python"), encoding="utf-8")
+    function: Callable[[str, str], str] = runpy.run_path(str(module))["calling_user"]
+    return function
+
+
 def answers(responses: list[Response], method: str, route: str) -> list[Response]:
     """The responses to ``method`` requests for ``/bitbucket/<route>``."""
     return [r for r in responses if f"/bitbucket/{route}?" in r.url and r.request.method == method]
 
 
 def test_backstage_signs_in_survives_a_reload_and_signs_out(
-    context: BrowserContext, backstage_app_url: str, emulator_url: str, frontend_url: str
+    context: BrowserContext,
+    backstage_app_url: str,
+    emulator_url: str,
+    frontend_url: str,
+    tmp_path: Path,
 ) -> None:
     responses = record_responses(context)
     popups: list[Page] = []
@@ -168,6 +184,12 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     assert "value" in outcome, outcome
     check_identity(outcome["value"], backstage_app_url)
     assert call(page, "pendingRequests") == {"value": []}
+    calling_user = readme_calling_user(tmp_path)
+    token = outcome["value"]["token"]
+    assert calling_user(token, f"{backstage_app_url}{AUTH}") == JANE_IDENTITY["userEntityRef"]
+    altered = token[:-4] + ("BBBB" if token.endswith("AAAA") else "AAAA")  # the signature's end
+    with pytest.raises(JoseError):
+        calling_user(altered, f"{backstage_app_url}{AUTH}")
     start = next(r for r in responses if "/bitbucket/start?" in r.url)
     assert start.url == popup_url(backstage_app_url, frontend_url)
     frame = next(r for r in responses if "/bitbucket/handler/frame?" in r.url)
