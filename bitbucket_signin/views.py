@@ -422,9 +422,9 @@ def _check_provider_error() -> None:
         message, status = _PROVIDER_ERRORS.get(
             code, ("Bitbucket could not complete the sign-in.", 400)
         )
-        description = request.args.get("error_description")
+        description = _one_line(request.args.get("error_description", "")[:300])
         if description and code != "access_denied":
-            message = f"{message} Bitbucket said: {description[:300]}"
+            message = f"{message} Bitbucket said: {description}"
         raise SignInError(
             message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
         )
@@ -434,6 +434,13 @@ def _check_provider_error() -> None:
             status=400,
             reason="IncompleteCallback",
         )
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one line of printable characters: line breaks, tabs and other control
+    characters become spaces. Whoever holds a pending state writes the callback's text, and
+    it reaches the page, the frontend, the signals and the log."""
+    return " ".join("".join(char if char.isprintable() else " " for char in text).split())
 
 
 def _callback_url(settings: Settings) -> str:
