@@ -42,6 +42,7 @@ from .errors import (
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
+    one_line_text,
 )
 from .frontend import (
     FrontendSignIn,
@@ -422,7 +423,8 @@ def _check_provider_error() -> None:
         message, status = _PROVIDER_ERRORS.get(
             code, ("Bitbucket could not complete the sign-in.", 400)
         )
-        description = _one_line(request.args.get("error_description", "")[:300])
+        # Whoever holds a pending state writes this text: one line, for pages and logs alike.
+        description = one_line_text(request.args.get("error_description", ""))
         if description and code != "access_denied":
             message = f"{message} Bitbucket said: {description}"
         raise SignInError(
@@ -434,13 +436,6 @@ def _check_provider_error() -> None:
             status=400,
             reason="IncompleteCallback",
         )
-
-
-def _one_line(text: str) -> str:
-    """``text`` as one line of printable characters: line breaks, tabs and other control
-    characters become spaces. Whoever holds a pending state writes the callback's text, and
-    it reaches the page, the frontend, the signals and the log."""
-    return " ".join("".join(char if char.isprintable() else " " for char in text).split())
 
 
 def _callback_url(settings: Settings) -> str:
