@@ -67,6 +67,8 @@ def emulator_url() -> Iterator[str]:
 
 
 def themed_gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
+    """The themed standalone app under gunicorn (3 workers) against the emulator, with
+    ``settings`` (``BITBUCKET_`` names without the prefix) on top."""
     environment = app_environment(
         emulator_url,
         DATA / "catalog.yaml",
