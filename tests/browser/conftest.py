@@ -135,7 +135,7 @@ def backstage_app_url(
     """The app as the auth backend of the Backstage app at :func:`frontend_url` (and
     :func:`cross_site_frontend_url`)."""
     origins = f"{frontend_url},{cross_site_frontend_url}"
-    yield from _gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins)
+    yield from themed_gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins)
 
 
 @pytest.fixture(scope="session")

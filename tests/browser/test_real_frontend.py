@@ -152,6 +152,22 @@ def popup_url(app_url: str, frontend_url: str) -> str:
     )
 
 
+def refused_in_the_popup(
+    page: Page, popup: Page, responses: list[Response], status: int, name: str
+) -> None:
+    """The popup ``page`` opened answered ``status`` at ``/start`` and went no further (a
+    screenshot ``name`` shows it); closed, it leaves the frontend with Backstage's error."""
+    popup.wait_for_load_state()
+    start = next(r for r in responses if r.frame.page == popup and "/bitbucket/start?" in r.url)
+    assert start.status == status
+    assert popup.url == start.url, "the popup never went to Bitbucket"
+    screenshot(popup, name)
+    popup.close()
+    assert call(page, "started") == {
+        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
+    }
+
+
 def readme_calling_user(folder: Path) -> Callable[[str, str], str]:
     """The README's ``calling_user``, as a service would copy it."""
     module = folder / "calling_user.py"
@@ -289,16 +305,7 @@ def test_backstage_on_an_origin_not_allowed_is_refused(
             "url => window.backstage.openLoginPopup(url)",
             popup_url(backstage_app_url, foreign_frontend_url),
         )
-    popup = opening.value
-    popup.wait_for_load_state()
-    start = next(r for r in responses if r.frame.page == popup and "/bitbucket/start?" in r.url)
-    assert start.status == 403
-    assert origin(popup.url) == backstage_app_url, "the popup never went to Bitbucket"
-    screenshot(popup, "backstage-origin-not-allowed")
-    popup.close()
-    assert call(foreign, "started") == {
-        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
-    }
+    refused_in_the_popup(foreign, opening.value, responses, 403, "backstage-origin-not-allowed")
 
     reload(allowed)
     check_identity(current_identity(allowed), backstage_app_url)
@@ -337,14 +344,6 @@ def test_backstage_in_another_environment_fails_in_the_popup(
     assert call(page, "identity") == {"value": None}
     assert [r.status for r in answers(responses, "GET", "refresh")] == [400]
 
-    popup = open_popup(page)
-    popup.wait_for_load_state()
+    refused_in_the_popup(page, open_popup(page), responses, 400, "backstage-another-environment")
     (start,) = answers(responses, "GET", "start")
     assert start.url.endswith("&flow=popup&env=production")
-    assert start.status == 400
-    assert origin(popup.url) == backstage_app_url, "the popup never went to Bitbucket"
-    screenshot(popup, "backstage-another-environment")
-    popup.close()
-    assert call(page, "started") == {
-        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
-    }
