@@ -12,7 +12,7 @@ from flask_login import LoginManager
 
 from ._version import __version__
 from .catalog import CatalogStore
-from .client import BitbucketClient, SignInLimit
+from .client import BitbucketClient
 from .config import Settings
 from .errors import CatalogError, ConfigError, SignInError
 from .metrics import Metrics
@@ -20,6 +20,7 @@ from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
+from .waiting import SignInLimit
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 

@@ -26,7 +26,6 @@ from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 
 from .app_extension import AppExtension, get_extension
-from .client import Deadline
 from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
 from .errors import (
     SessionStoreUnavailableError,
@@ -41,6 +40,7 @@ from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
+from .waiting import Deadline
 
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
