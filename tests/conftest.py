@@ -15,7 +15,15 @@ from bitbucket_signin.emulator import EmulatorServer, load_accounts
 from bitbucket_signin.standalone import create_app
 
 from .processes import redis_process
-from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
+from .support import (
+    CATALOG_CHECK_INTERVAL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DATA,
+    SECRET_KEY,
+    FakeClock,
+    serve,
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +66,7 @@ def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
         "BITBUCKET_TOKEN_URL": f"{bitbucket.url}/site/oauth2/access_token",
         "BITBUCKET_API_BASE_URL": f"{bitbucket.url}/2.0",
         "BITBUCKET_TIMEOUT": 2.0,
-        "BITBUCKET_CATALOG_CHECK_INTERVAL": 0.05,
+        "BITBUCKET_CATALOG_CHECK_INTERVAL": CATALOG_CHECK_INTERVAL,
     }
 
 

@@ -88,8 +88,8 @@ def test_the_sign_in_as_a_whole_has_a_deadline(
     make_app: Callable[..., Flask], bitbucket: EmulatorServer
 ) -> None:
     """Two calls each well within BITBUCKET_TIMEOUT, together beyond the callback's deadline."""
-    set_fault(bitbucket, "token", latency=1.0)
-    set_fault(bitbucket, "user", latency=1.0)
+    set_fault(bitbucket.url, "token", latency=1.0)
+    set_fault(bitbucket.url, "user", latency=1.0)
     app = make_app(BITBUCKET_TIMEOUT=5, BITBUCKET_CALLBACK_TIMEOUT=1.5)
     response, seconds = timed_sign_in(app, bitbucket)
     assert response.status_code == 504
