@@ -33,6 +33,17 @@ LI = "{9c2d4e6f-8a1b-4c3d-9e5f-7a6b5c4d3e2f}"
 OMAR = "{1f0e3a57-2c4b-4f1e-8d2a-6a3b9c7d5e21}"
 MANI = "{2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d}"
 VAL = "{0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a}"
+# Jane as Backstage's `identity` gives her (tests/data/catalog.yaml: jdoe, memberOf platform,
+# one of the members of payments).
+JANE_IDENTITY = {
+    "type": "user",
+    "userEntityRef": "user:default/jdoe",
+    "ownershipEntityRefs": [
+        "group:default/payments",
+        "group:default/platform",
+        "user:default/jdoe",
+    ],
+}
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -17,6 +17,7 @@ from bitbucket_signin.oauth import PROVIDER
 
 from .support import (
     JANE,
+    JANE_IDENTITY,
     LI,
     MANI,
     OMAR,
@@ -326,15 +327,7 @@ class TestSessionEndpoints:
         assert body["profile"]["email"] == "jane@example.com"
         assert body["profile"]["picture"]
         identity = body["backstageIdentity"]["identity"]
-        assert identity == {
-            "type": "user",
-            "userEntityRef": "user:default/jdoe",
-            "ownershipEntityRefs": [
-                "group:default/payments",
-                "group:default/platform",
-                "user:default/jdoe",
-            ],
-        }
+        assert identity == JANE_IDENTITY
 
     def test_refresh_refuses_without_header_or_session(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
