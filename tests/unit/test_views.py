@@ -251,21 +251,41 @@ def test_refresh_answers_401_in_backstages_shape(
         signed_in_session(client, clock)  # signed in, but not asked by a script
     response = client.get(REFRESH, headers=headers)
     assert response.status_code == 401
-    assert response.json == {"error": {"name": "AuthenticationError", "message": message}}
+    assert response.json == {
+        "error": {"name": "AuthenticationError", "message": message},
+        "request": {"method": "GET", "url": REFRESH},
+        "response": {"statusCode": 401},
+    }
 
 
 def test_refresh_answers_who_is_signed_in(client: FlaskClient, clock: FakeClock) -> None:
     signed_in_session(client, clock)
     response = client.get(REFRESH, headers=XHR)
-    assert response.json == {
-        "profile": {
-            "displayName": "Jane Doe",
-            "email": "jane@example.com",
-            "picture": "https://avatars.example/jd.png",
-        },
-        "backstageIdentity": {"identity": JANE_IDENTITY},
+    body = response.json
+    assert body is not None
+    assert body["profile"] == {
+        "displayName": "Jane Doe",
+        "email": "jane@example.com",
+        "picture": "https://avatars.example/jd.png",
     }
+    identity = body["backstageIdentity"]
+    assert identity["identity"] == JANE_IDENTITY
+    assert identity["token"].count(".") == 2  # a JWT, checked in test_identity_token.py
+    assert identity["expiresInSeconds"] == body["providerInfo"]["expiresInSeconds"]
+    assert "accessToken" not in body["providerInfo"]  # no provider token is kept
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_identity_tokens_issuer_and_keys_are_published(client: FlaskClient) -> None:
+    config = client.get("/api/auth/.well-known/openid-configuration")
+    assert config.status_code == 200
+    assert config.json is not None
+    assert config.json["issuer"] == "http://localhost/api/auth"
+    keys = client.get(urlsplit(config.json["jwks_uri"]).path)
+    assert keys.json is not None
+    assert [key["alg"] for key in keys.json["keys"]] == ["ES256"]
+    assert not any("d" in key for key in keys.json["keys"])  # public halves only
+    assert keys.headers["Cache-Control"] == "public, max-age=300"
 
 
 def csrf(client: FlaskClient) -> str:
