@@ -22,6 +22,7 @@ from .support import (
     DATA,
     SECRET_KEY,
     FakeClock,
+    reset_emulator,
     serve,
 )
 
@@ -42,9 +43,9 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def bitbucket(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
     """The emulator, reset before and after the test (faults, codes, tokens, rate counters)."""
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(emulator.url)
     yield emulator
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(emulator.url)
 
 
 @pytest.fixture

@@ -162,6 +162,11 @@ def token_calls(bitbucket: EmulatorServer) -> int:
     return len(token_requests(bitbucket))
 
 
+def reset_emulator(emulator_url: str) -> None:
+    """Forget every fault, code, token, rate count and logged request of the emulator."""
+    requests.post(f"{emulator_url}/_emulator/reset", timeout=5).raise_for_status()
+
+
 def set_fault(emulator_url: str, endpoint: str, **fault: Any) -> None:
     """Make one endpoint of the emulator at ``emulator_url`` fail until :func:`clear_faults`
     (or its ``times`` run out)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -27,14 +28,13 @@ from bitbucket_signin.emulator import (
     parse_fault_spec,
 )
 
-from .support import clear_faults, set_fault
+from .support import JANE, clear_faults, reset_emulator, set_fault
 
 ACCOUNTS_FILE = Path(__file__).with_name("emulator_accounts.yaml")
 CALLBACK = "http://localhost:7007/api/auth/bitbucket"
 DEMO = ("demo-client-id", "demo-client-secret")
 LEGACY = ("legacy-client-id", "legacy-client-secret")
 LIMITED = ("limited-client-id", "limited-client-secret")
-JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
 MAX_UUID = "{0e4a5f1c-2d3b-4c5d-8e9f-a0b1c2d3e4f5}"
 INVALID_TOKEN = {
     "type": "error",
@@ -51,9 +51,9 @@ def server() -> Iterator[EmulatorServer]:
 @pytest.fixture
 def bb(server: EmulatorServer) -> Iterator[str]:
     """The emulator's base URL, reset before and after each test."""
-    requests.post(f"{server.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(server.url)
     yield server.url
-    requests.post(f"{server.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(server.url)
 
 
 def authorize_query(client: tuple[str, str] = DEMO, **extra: str) -> dict[str, str]:
@@ -168,41 +168,36 @@ def test_redirect_uri_must_extend_callback(bb: str, redirect_uri: str, status: i
         assert shortcut.headers["Location"].startswith(f"{redirect_uri}?code=")
 
 
-def test_grant_button_redirects_with_code_and_state(bb: str) -> None:
-    form = {**authorize_query(redirect_uri=f"{CALLBACK}/handler"), "account": JANE_UUID}
+@pytest.mark.parametrize(
+    ("action", "answer"),
+    [
+        ("grant", {"state": "st-1", "code": r"[\w-]{21,}"}),
+        ("deny", {"state": "st-1", "error": "access_denied", "error_description": r".+"}),
+    ],
+)
+def test_consent_buttons_redirect_to_the_callback(
+    bb: str, action: str, answer: dict[str, str]
+) -> None:
+    """Every field of the callback's query, each matching its pattern."""
+    form = {**authorize_query(redirect_uri=f"{CALLBACK}/handler"), "account": JANE}
     response = requests.post(
         f"{bb}/site/oauth2/authorize",
-        data={**form, "action": "grant"},
+        data={**form, "action": action},
         allow_redirects=False,
         timeout=5,
     )
     location, query = redirect_params(response)
     assert location.startswith(f"{CALLBACK}/handler?")
-    assert query["state"] == "st-1"
-    assert len(query["code"]) > 20
-
-
-def test_deny_button_redirects_with_access_denied(bb: str) -> None:
-    response = requests.post(
-        f"{bb}/site/oauth2/authorize",
-        data={**authorize_query(), "action": "deny"},
-        allow_redirects=False,
-        timeout=5,
-    )
-    location, query = redirect_params(response)
-    assert location.startswith(f"{CALLBACK}?")
-    assert query["error"] == "access_denied"
-    assert query["error_description"]
-    assert query["state"] == "st-1"
-    assert "code" not in query
+    assert set(query) == set(answer)
+    assert all(re.fullmatch(pattern, query[key]) for key, pattern in answer.items()), query
 
 
 @pytest.mark.parametrize(
-    "who", ["jdoe", JANE_UUID, JANE_UUID.upper().strip("{}"), "5c65cab48bcc9e016aeece31"]
+    "who", ["jdoe", JANE, JANE.upper().strip("{}"), "5c65cab48bcc9e016aeece31"]
 )
 def test_authorize_as_accepts_uuid_username_or_account_id(bb: str, who: str) -> None:
     token = sign_in(bb, who)["access_token"]
-    assert api(bb, "/user", token).json()["uuid"] == JANE_UUID
+    assert api(bb, "/user", token).json()["uuid"] == JANE
 
 
 # --- token --------------------------------------------------------------------------------
@@ -343,7 +338,7 @@ def test_user_object(bb: str) -> None:
     jane = api(bb, "/user", sign_in(bb)["access_token"]).json()
     assert jane["type"] == "user"
     assert (jane["uuid"], jane["account_id"], jane["username"]) == (
-        JANE_UUID,
+        JANE,
         "5c65cab48bcc9e016aeece31",
         "jdoe",
     )
@@ -586,7 +581,7 @@ def test_generated_accounts_are_deterministic(bb: str) -> None:
 
 
 VALID_CONSUMER = {"key": "k", "secret": "s", "callback_url": CALLBACK}
-VALID_ACCOUNT = {"uuid": JANE_UUID, "account_id": "a1", "display_name": "A"}
+VALID_ACCOUNT = {"uuid": JANE, "account_id": "a1", "display_name": "A"}
 
 
 @pytest.mark.parametrize(
