@@ -4,10 +4,12 @@ it, is a stand-in on loopback."""
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from flask import Flask, url_for
@@ -36,6 +38,10 @@ LOGOUT = "/api/auth/bitbucket/logout"
 XHR = {"X-Requested-With": "XMLHttpRequest"}
 USER = {"uuid": JANE, "display_name": "Jane Doe", "username": "jdoe"}
 TOKEN = {"access_token": "the-access-token", "token_type": "bearer", "expires_in": 7200}
+
+
+def who(client: FlaskClient) -> str:
+    return client.get("/who").text
 
 
 def query(url: str) -> dict[str, str]:
@@ -237,6 +243,72 @@ def test_someone_not_in_the_catalog_is_told_what_to_add(
     assert f'bitbucket.org/user-id: "{stranger}"' in page
 
 
+# --- a Backstage frontend's sign-in -------------------------------------------------------
+
+FRONTEND = "http://localhost:3000"
+
+
+@pytest.fixture
+def frontend_app(upstream: FakeBitbucket, clock: FakeClock) -> Flask:
+    upstream.answer("/token", TOKEN)
+    upstream.answer("/2.0/user", USER)
+    return unit_app(clock, upstream.url, BITBUCKET_APP_BASE_URL=f"{FRONTEND}/catalog")
+
+
+def frontend_start(client: FlaskClient, **params: str) -> str:
+    query_string = {"flow": "popup", "origin": FRONTEND, "env": "development", **params}
+    response = client.get(START, query_string=query_string)
+    assert response.status_code == 302, response.text
+    return query(response.headers["Location"])["state"]
+
+
+def test_a_popup_sign_in_is_handed_to_the_frontends_origin_only(frontend_app: Flask) -> None:
+    client = frontend_app.test_client()
+    state = frontend_start(client, scope="repository")
+    response = client.get(CALLBACK, query_string={"code": "c", "state": state})
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert "script-src 'sha256-" in response.headers["Content-Security-Policy"]
+    origin, message = (
+        unquote(text) for text in re.findall(r"decodeURIComponent\('([^']*)'\)", response.text)
+    )
+    assert origin == FRONTEND  # the one origin the message may go to
+    answer = json.loads(message)["response"]
+    assert answer["backstageIdentity"]["identity"] == JANE_IDENTITY
+    assert answer["providerInfo"]["scope"].split() == ["account", "email", "repository"]
+    assert "the-access-token" not in response.text
+
+
+def test_a_redirect_sign_in_that_fails_returns_to_the_app_saying_why(
+    frontend_app: Flask, upstream: FakeBitbucket
+) -> None:
+    upstream.answer("/2.0/user", {"type": "error"}, 503)
+    client = frontend_app.test_client()
+    state = frontend_start(client, flow="redirect", redirectUrl=f"{FRONTEND}/catalog/x")
+    response = client.get(CALLBACK, query_string={"code": "c", "state": state})
+    location = response.headers["Location"]
+    assert location.startswith(f"{FRONTEND}/catalog?error=")
+    assert query(location)["error"].startswith("Bitbucket is temporarily unavailable")
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"origin": "https://evil.test"}, 403),
+        ({"flow": "redirect", "redirectUrl": "https://evil.test/"}, 403),
+        ({"env": "production"}, 400),
+        ({"flow": "iframe"}, 400),
+    ],
+)
+def test_a_frontend_start_off_the_allowed_origins_or_env_is_refused(
+    frontend_app: Flask, params: dict[str, str], status: int
+) -> None:
+    client = frontend_app.test_client()
+    query_string = {"flow": "popup", "origin": FRONTEND, "env": "development", **params}
+    assert client.get(START, query_string=query_string).status_code == status
+    assert pending(client) == {}
+
+
 # --- refresh and logout ---------------------------------------------------------------------
 
 
@@ -323,6 +395,20 @@ def test_logout_from_a_script_is_a_plain_200(client: FlaskClient, clock: FakeClo
     response = client.post(LOGOUT, headers={**XHR, "X-CSRF-Token": csrf(client)})
     assert (response.status_code, response.data) == (200, b"")
     assert client.get("/who").text == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"), [(None, 200), (FRONTEND, 200), ("https://evil.test", 403)]
+)
+def test_a_frontends_logout_needs_an_allowed_origin_not_the_csrf_token(
+    frontend_app: Flask, clock: FakeClock, origin: str | None, status: int
+) -> None:
+    client = frontend_app.test_client()
+    signed_in_session(client, clock)
+    headers = {**XHR, **({"Origin": origin} if origin else {})}
+    response = client.post(LOGOUT, headers=headers)
+    assert response.status_code == status
+    assert who(client) == ("anonymous" if status == 200 else "user:default/jdoe")
 
 
 # --- health, theme, error pages -------------------------------------------------------------
