@@ -17,13 +17,11 @@ from bitbucket_signin.standalone import create_app
 from .processes import redis_process
 from .support import (
     CATALOG_CHECK_INTERVAL,
-    CLIENT_ID,
-    CLIENT_SECRET,
     DATA,
-    SECRET_KEY,
     FakeClock,
     reset_emulator,
     serve,
+    signin_config,
 )
 
 
@@ -59,13 +57,7 @@ def catalog_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
     return {
-        "SECRET_KEY": SECRET_KEY,
-        "BITBUCKET_CLIENT_ID": CLIENT_ID,
-        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
-        "BITBUCKET_CATALOG": str(catalog_file),
-        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket.url}/site/oauth2/authorize",
-        "BITBUCKET_TOKEN_URL": f"{bitbucket.url}/site/oauth2/access_token",
-        "BITBUCKET_API_BASE_URL": f"{bitbucket.url}/2.0",
+        **signin_config(bitbucket.url, catalog_file),
         "BITBUCKET_TIMEOUT": 2.0,
         "BITBUCKET_CATALOG_CHECK_INTERVAL": CATALOG_CHECK_INTERVAL,
     }

@@ -26,6 +26,8 @@ DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
 SECRET_KEY = "integration-tests-secret-key-of-enough-bytes"
+AUTHORIZE_PATH = "/site/oauth2/authorize"
+TOKEN_PATH = "/site/oauth2/access_token"
 CATALOG_CHECK_INTERVAL = 0.05  # seconds of the app fixture's clock between looks at the catalog
 
 JANE = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
@@ -46,6 +48,20 @@ JANE_IDENTITY = {
 }
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def signin_config(bitbucket_url: str, catalog: Path) -> dict[str, str]:
+    """What an app needs to sign people of ``catalog`` in with the Bitbucket (the emulator, or
+    a stand-in) at ``bitbucket_url``: the secret key, the consumer, the catalog, the URLs."""
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "BITBUCKET_CLIENT_ID": CLIENT_ID,
+        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
+        "BITBUCKET_CATALOG": str(catalog),
+        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket_url}{AUTHORIZE_PATH}",
+        "BITBUCKET_TOKEN_URL": f"{bitbucket_url}{TOKEN_PATH}",
+        "BITBUCKET_API_BASE_URL": f"{bitbucket_url}/2.0",
+    }
 
 
 class FakeClock:

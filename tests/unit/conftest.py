@@ -16,7 +16,7 @@ from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.session import CatalogUser
 from bitbucket_signin.session_keys import PROFILE_KEY, SEEN_AT_KEY, SIGNED_IN_AT_KEY
 
-from ..support import CLIENT_ID, CLIENT_SECRET, DATA, JANE, SECRET_KEY, FakeClock
+from ..support import DATA, JANE, FakeClock, signin_config
 from .fake_bitbucket import FakeBitbucket, fake_bitbucket
 
 JANE_PROFILE = BitbucketProfile(
@@ -48,13 +48,7 @@ def unit_config(bitbucket_url: str = "http://127.0.0.1:9", **overrides: Any) -> 
     """An app's config whose Bitbucket is at ``bitbucket_url`` (by default a closed port:
     these tests sign in without it) and whose catalog is the tests' own."""
     return {
-        "SECRET_KEY": SECRET_KEY,
-        "BITBUCKET_CLIENT_ID": CLIENT_ID,
-        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
-        "BITBUCKET_CATALOG": str(DATA / "catalog.yaml"),
-        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket_url}/authorize",
-        "BITBUCKET_TOKEN_URL": f"{bitbucket_url}/token",
-        "BITBUCKET_API_BASE_URL": f"{bitbucket_url}/2.0",
+        **signin_config(bitbucket_url, DATA / "catalog.yaml"),
         "BITBUCKET_RATE_LIMIT": "off",
         **overrides,
     }

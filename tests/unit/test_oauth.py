@@ -18,7 +18,7 @@ from bitbucket_signin.oauth import PROVIDER, STALE_LINK, bitbucket_oauth_app, ex
 from bitbucket_signin.waiting import Deadline
 
 from ..processes import free_port
-from ..support import CLIENT_ID, CLIENT_SECRET, SECRET_KEY
+from ..support import AUTHORIZE_PATH, CLIENT_ID, CLIENT_SECRET, SECRET_KEY, TOKEN_PATH
 from .conftest import unit_config
 from .fake_bitbucket import FakeBitbucket
 
@@ -57,7 +57,7 @@ def refusal(app: Any, seconds: float = 5) -> SignInError:
 
 @pytest.mark.usefixtures("callback")
 def test_the_code_is_swapped_with_basic_auth_and_the_verifier(upstream: FakeBitbucket) -> None:
-    upstream.answer("/token", TOKEN)
+    upstream.answer(TOKEN_PATH, TOKEN)
     app = oauth_app(upstream.url)
     pend(app)
     assert swap(app)["access_token"] == "the-access-token"
@@ -79,7 +79,7 @@ def test_the_code_is_swapped_with_basic_auth_and_the_verifier(upstream: FakeBitb
 def test_a_state_not_pending_here_is_a_stale_link(
     upstream: FakeBitbucket, pending: str | None
 ) -> None:
-    upstream.answer("/token", TOKEN)
+    upstream.answer(TOKEN_PATH, TOKEN)
     app = oauth_app(upstream.url)
     if pending:
         pend(app, pending)
@@ -112,7 +112,7 @@ def test_a_state_not_pending_here_is_a_stale_link(
 def test_every_failed_token_answer_is_a_status(
     upstream: FakeBitbucket, status: int, body: Any, shown: int, message: str
 ) -> None:
-    upstream.answer("/token", body, status)
+    upstream.answer(TOKEN_PATH, body, status)
     app = oauth_app(upstream.url)
     pend(app)
     error = refusal(app)
@@ -123,44 +123,39 @@ def test_every_failed_token_answer_is_a_status(
 
 @pytest.mark.usefixtures("callback")
 def test_a_redirect_from_the_token_endpoint_is_not_followed(upstream: FakeBitbucket) -> None:
-    upstream.answer("/token", "", 307, Location=f"{upstream.url}/elsewhere")
+    upstream.answer(TOKEN_PATH, "", 307, Location=f"{upstream.url}/elsewhere")
     app = oauth_app(upstream.url)
     pend(app)
     assert "redirect, which is not followed (token exchange)" in refusal(app).message
-    assert upstream.paths() == ["/token"]
+    assert upstream.paths() == [TOKEN_PATH]
 
 
 @pytest.mark.usefixtures("callback")
-def test_a_token_endpoint_that_does_not_answer_in_time_is_a_504(upstream: FakeBitbucket) -> None:
-    upstream.hold("/token")
-    app = oauth_app(upstream.url, BITBUCKET_TIMEOUT=0.3)
+@pytest.mark.parametrize(
+    ("endpoint", "status", "message"),
+    [
+        ("held", 504, "Bitbucket did not answer in time (token exchange)."),
+        ("closed", 502, "Bitbucket could not be reached (token exchange)."),
+    ],
+)
+def test_a_token_endpoint_that_cannot_answer(
+    upstream: FakeBitbucket, endpoint: str, status: int, message: str
+) -> None:
+    upstream.hold(TOKEN_PATH)
+    url = upstream.url if endpoint == "held" else f"http://127.0.0.1:{free_port()}"
+    app = oauth_app(url, BITBUCKET_TIMEOUT=0.3)
     pend(app)
     error = refusal(app)
-    assert (error.status, error.message) == (
-        504,
-        "Bitbucket did not answer in time (token exchange).",
-    )
+    assert (error.status, error.message) == (status, message)
 
 
 @pytest.mark.usefixtures("callback")
 def test_a_passed_deadline_makes_no_call(upstream: FakeBitbucket) -> None:
-    upstream.answer("/token", TOKEN)
+    upstream.answer(TOKEN_PATH, TOKEN)
     app = oauth_app(upstream.url)
     pend(app)
     assert refusal(app, seconds=0).status == 504
     assert upstream.seen == []
-
-
-@pytest.mark.usefixtures("callback")
-def test_an_unreachable_token_endpoint_is_a_502() -> None:
-    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    app = oauth_app(closed)
-    pend(app)
-    error = refusal(app)
-    assert (error.status, error.message) == (
-        502,
-        "Bitbucket could not be reached (token exchange).",
-    )
 
 
 @pytest.mark.usefixtures("callback")
@@ -169,7 +164,7 @@ def test_the_authorize_url_asks_for_account_email_and_the_scopes_once_with_s256(
     authorization = app.create_authorization_url(CALLBACK)
     url = urlsplit(authorization["url"])
     query = {key: values[0] for key, values in parse_qs(url.query).items()}
-    assert f"{url.scheme}://{url.netloc}{url.path}" == "http://127.0.0.1:9/authorize"
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"http://127.0.0.1:9{AUTHORIZE_PATH}"
     assert query["scope"] == "account email repository"
     assert (query["client_id"], query["redirect_uri"]) == (CLIENT_ID, CALLBACK)
     assert query["code_challenge_method"] == "S256"

@@ -27,7 +27,7 @@ from bitbucket_signin.views import (
     text_color_on,
 )
 
-from ..support import JANE, JANE_IDENTITY, FakeClock
+from ..support import AUTHORIZE_PATH, JANE, JANE_IDENTITY, TOKEN_PATH, FakeClock
 from .conftest import signed_in_session, unit_app
 from .fake_bitbucket import FakeBitbucket
 
@@ -110,7 +110,7 @@ def test_someone_signed_in_goes_on_to_next(client: FlaskClient, clock: FakeClock
 def test_start_sends_the_browser_to_bitbucket_and_remembers_next(client: FlaskClient) -> None:
     response = client.get(START, query_string={"next": "/dash"})
     location = response.headers["Location"]
-    assert location.startswith("http://127.0.0.1:9/authorize?")
+    assert location.startswith(f"http://127.0.0.1:9{AUTHORIZE_PATH}?")
     sent_query = query(location)
     assert sent_query["redirect_uri"] == f"http://localhost{CALLBACK}"
     assert sent_query["code_challenge_method"] == "S256"
@@ -196,7 +196,7 @@ def test_error_text_is_believed_only_with_a_pending_state(client: FlaskClient) -
 
 @pytest.fixture
 def bitbucket_app(upstream: FakeBitbucket, clock: FakeClock) -> Flask:
-    upstream.answer("/token", TOKEN)
+    upstream.answer(TOKEN_PATH, TOKEN)
     upstream.answer("/2.0/user", USER)
     return unit_app(clock, upstream.url)
 
@@ -212,7 +212,7 @@ def test_the_callback_signs_in_and_goes_on_to_next(
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert [event["user"].user_entity_ref for event in sign_ins] == ["user:default/jdoe"]
     assert client.get("/who").text == "user:default/jdoe"
-    assert upstream.paths() == ["/token", "/2.0/user"]
+    assert upstream.paths() == [TOKEN_PATH, "/2.0/user"]
     with client.session_transaction() as session:
         assert "the-access-token" not in repr(dict(session))
 
@@ -250,7 +250,7 @@ FRONTEND = "http://localhost:3000"
 
 @pytest.fixture
 def frontend_app(upstream: FakeBitbucket, clock: FakeClock) -> Flask:
-    upstream.answer("/token", TOKEN)
+    upstream.answer(TOKEN_PATH, TOKEN)
     upstream.answer("/2.0/user", USER)
     return unit_app(clock, upstream.url, BITBUCKET_APP_BASE_URL=f"{FRONTEND}/catalog")
 
