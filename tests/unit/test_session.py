@@ -78,7 +78,7 @@ def test_someone_removed_from_the_catalog_is_signed_out(
     signed_in_session(client, clock, val)
     with caplog.at_level(logging.INFO, logger="bitbucket_signin.session"):
         assert who(client) == "anonymous"
-    assert f"Signing out Val Visitor {VAL}" in caplog.text
+    assert f"Signing out 'Val Visitor' '{VAL}'" in caplog.text
     assert PROFILE_KEY not in kept(client)
 
 
