@@ -17,9 +17,9 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ..processes import app_environment, emulator_process, gunicorn_app
-from ..support import DATA, serve
+from ..support import DATA, clear_faults, serve
 from .frontend import bundle
-from .pages import SCREENSHOTS, WAIT_MS, clear_faults, origin
+from .pages import SCREENSHOTS, WAIT_MS, origin
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
