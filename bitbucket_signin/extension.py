@@ -6,21 +6,30 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from flask_login import LoginManager
 
 from . import __version__
 from .catalog import CatalogStore
-from .client import BitbucketClient, SignInLimit
+from .client import BitbucketClient, SignInLimit, UpstreamError
 from .config import Settings, load_settings, refuse_taken_paths
-from .errors import CatalogError, ConfigError, SessionStoreUnavailableError, SignInError
+from .errors import (
+    CatalogError,
+    ConfigError,
+    SessionStoreUnavailableError,
+    SignInEndedError,
+    SignInError,
+    TokensNotKeptError,
+)
 from .metrics import Metrics, install_metrics
 from .oauth import bitbucket_oauth_app
+from .person_client import PersonClient
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions, install_redis_sessions, refuse_unreadable_sessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
 from .security import install_security
 from .session import EXTENSION_NAME, install_user_loader
+from .tokens import TokenStore
 
 
 class BitbucketSignIn:
@@ -45,16 +54,32 @@ class BitbucketSignIn:
         app.extensions[EXTENSION_NAME] = extension
 
         from .ratelimit import limit_sign_in_attempts
-        from .views import create_blueprint, error_page, store_unavailable_page
+        from .views import (
+            create_blueprint,
+            error_page,
+            sign_in_ended_page,
+            store_unavailable_page,
+            upstream_error_page,
+        )
 
         if settings.session_redis_url:
-            extension.redis_sessions = install_redis_sessions(
+            sessions = install_redis_sessions(
                 app,
                 settings.session_redis_url,
                 idle_timeout=settings.session_idle_timeout,
                 error_page=error_page,
             )
+            extension.redis_sessions = sessions
             refuse_unreadable_sessions(app)
+            if settings.keep_tokens:
+                extension.tokens = TokenStore(
+                    sessions.client,
+                    clock=settings.clock or time.time,
+                    lifetime=sessions.idle_timeout,
+                    refresh_seconds=settings.timeout,
+                )
+                app.register_error_handler(SignInEndedError, sign_in_ended_page)
+                app.register_error_handler(UpstreamError, upstream_error_page)
         app.register_blueprint(create_blueprint(settings))
         if settings.metrics_path:
             extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)
@@ -98,8 +123,10 @@ class SignInState:
         )
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
+        self.user_agent = user_agent
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
+        self.tokens: TokenStore | None = None  # BITBUCKET_KEEP_TOKENS
         self.metrics: Metrics | None = None
 
     def resolve(self, profile: BitbucketProfile) -> Identity:
@@ -108,6 +135,13 @@ class SignInState:
         if refusal is not None:
             raise SignInError(refusal, status=403)
         return resolve(self.resolvers, profile, self.catalog_store.current())
+
+    def person_client(self, person: str) -> PersonClient:
+        """Bitbucket's API as ``person`` (a uuid), signed in with this request's session."""
+        sid = getattr(session, "sid", None)
+        if self.tokens is None or not isinstance(sid, str):
+            raise TokensNotKeptError()
+        return PersonClient(self.settings, self.tokens, person, sid, self.user_agent)
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of the Bitbucket account ``person`` (its uuid); how many ended.

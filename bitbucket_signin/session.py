@@ -1,6 +1,7 @@
 """The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
 
-The session holds the Bitbucket identity the resolvers need, never a token. Each request
+The session holds the Bitbucket identity the resolvers need, never a token (kept tokens
+live beside it: see ``tokens.py``). Each request
 runs the resolver chain against the current catalog, so catalog edits apply at once.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, session
@@ -20,6 +22,7 @@ from .resolvers import Identity
 
 if TYPE_CHECKING:
     from .extension import SignInState
+    from .person_client import PersonClient
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 PROFILE_KEY = "_bitbucket_profile"
@@ -69,6 +72,14 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
     def picture(self) -> str | None:
         entity = self.entity
         return (entity.picture if entity else None) or self.profile.avatar_url
+
+    @cached_property
+    def bitbucket(self) -> PersonClient:
+        """Bitbucket's API as this person, with paths relative to ``BITBUCKET_API_BASE_URL``
+        (``current_user.bitbucket.get("repositories/acme")``); needs
+        ``BITBUCKET_KEEP_TOKENS`` (else :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
+        extension: SignInState = current_app.extensions[EXTENSION_NAME]
+        return extension.person_client(self.profile.uuid)
 
     def get_id(self) -> str:
         return self.profile.uuid

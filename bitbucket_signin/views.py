@@ -27,7 +27,7 @@ from werkzeug.sansio.utils import host_is_trusted
 
 from .client import Deadline, UpstreamError
 from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
-from .errors import SessionStoreUnavailableError, SignInError
+from .errors import SessionStoreUnavailableError, SignInEndedError, SignInError
 from .extension import SignInState, get_state
 from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .profile import BitbucketProfile
@@ -37,6 +37,7 @@ from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
+from .tokens import KeptToken, TokenStore
 
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
@@ -134,27 +135,41 @@ def callback() -> ResponseReturnValue:
     try:
         next_path = safe_next(_pending_sign_in(returned_state).get("next"))
         _check_provider_error()
-        profile = _ask_bitbucket(extension)
+        profile, token = _ask_bitbucket(extension)
         identity = extension.resolve(profile)
+        kept = extension.tokens.token_of_sign_in(token) if extension.tokens else None
     except SignInError as error:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
         return error_page(error, next_path)
     user = start_session(extension, identity, profile)
+    if extension.tokens is not None and kept is not None:
+        _keep_tokens(extension.tokens, profile.uuid, kept)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
-def _ask_bitbucket(extension: SignInState) -> BitbucketProfile:
+def _ask_bitbucket(extension: SignInState) -> tuple[BitbucketProfile, dict[str, Any]]:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
-    only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
+    only while fewer than the limit of sign-ins wait on Bitbucket. The profile and the
+    token response (kept only with ``BITBUCKET_KEEP_TOKENS``)."""
     deadline = Deadline(extension.settings.callback_timeout)
     with extension.sign_in_limit.slot():
         token = exchange_code(extension.oauth_app, deadline)
-        return extension.client.fetch_profile(token["access_token"], deadline)
+        return extension.client.fetch_profile(token["access_token"], deadline), token
+
+
+def _keep_tokens(tokens: TokenStore, person: str, kept: KeptToken) -> None:
+    """Keep the new session's tokens; a sign-in whose tokens cannot be kept does not stand."""
+    try:
+        tokens.keep(person, session.sid, kept)  # type: ignore[attr-defined]
+    except SessionStoreUnavailableError:
+        logout_user()
+        session.clear()
+        raise
 
 
 def refresh() -> tuple[Response, int] | Response:
@@ -198,14 +213,19 @@ def logout_everywhere() -> ResponseReturnValue:
 
 
 def _sign_out() -> ResponseReturnValue:
+    _sign_out_quietly()
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return Response(status=200)
+    return redirect(url_for("bitbucket_signin.signin"), code=303)
+
+
+def _sign_out_quietly() -> None:
+    """End this session (and with it any kept tokens) and send ``signed_out``."""
     user = current_user._get_current_object() if isinstance(current_user, CatalogUser) else None
     logout_user()
     session.clear()
     if user is not None:
         signed_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
-    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
-        return Response(status=200)
-    return redirect(url_for("bitbucket_signin.signin"), code=303)
 
 
 def health() -> tuple[Response, int]:
@@ -286,6 +306,28 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
     page, status = error_page(error)
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+
+
+def sign_in_ended_page(error: SignInEndedError) -> ResponseReturnValue:
+    """Bitbucket no longer accepts the person's sign-in: signed out here, and told so (a
+    401: JSON for scripts, the sign-in page for people)."""
+    _sign_out_quietly()
+    if _wants_json():
+        return _auth_error(error.message)
+    return error_page(error, safe_next(request.full_path if request.method == "GET" else "/"))
+
+
+def upstream_error_page(error: UpstreamError) -> ResponseReturnValue:
+    """Bitbucket failed while a page used the person's token (refreshing it): the status
+    and the reason; the person stays signed in."""
+    if _wants_json():
+        return jsonify(error={"name": "UpstreamError", "message": error.message}), error.status
+    return error_page(error)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return request.headers.get("X-Requested-With") == "XMLHttpRequest" or best != "text/html"
 
 
 def _pending_sign_in(returned_state: str) -> dict[str, Any]:

@@ -1,0 +1,341 @@
+"""Bitbucket as the signed-in person: kept tokens (``BITBUCKET_KEEP_TOKENS``), a real Redis,
+the emulator over HTTP, and the app's clock moved by the test instead of waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import requests
+from flask import Flask, jsonify
+from flask_login import current_user, login_required
+
+from bitbucket_signin import get_state
+from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.errors import ConfigError, TokensNotKeptError
+from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
+from bitbucket_signin.tokens import REFRESH_MARGIN_SECONDS
+
+from .support import (
+    JANE,
+    LI,
+    MANI,
+    FakeClock,
+    clear_faults,
+    csrf_token,
+    serve,
+    set_fault,
+    sign_in,
+    token_requests,
+)
+
+XHR = {"X-Requested-With": "XMLHttpRequest"}
+LIFETIME = 7200  # the emulator's access tokens, as Bitbucket's
+
+
+def add_bitbucket_pages(app: Flask) -> None:
+    """Pages of a host app that call Bitbucket as the signed-in person."""
+
+    @app.get("/bitbucket/me")
+    @login_required  # type: ignore[untyped-decorator]
+    def me() -> Any:
+        answer = current_user.bitbucket.get("user")
+        return jsonify(status=answer.status_code, user=answer.json())
+
+    @app.get("/bitbucket/emails")
+    @login_required  # type: ignore[untyped-decorator]
+    def emails() -> Any:
+        client = current_user.bitbucket
+        page = client.get("/user/emails").json()
+        addresses = [value["email"] for value in page["values"]]
+        while "next" in page:  # absolute links on the API's origin
+            page = client.get(page["next"]).json()
+            addresses += [value["email"] for value in page["values"]]
+        return jsonify(addresses)
+
+    @app.get("/bitbucket/elsewhere")
+    @login_required  # type: ignore[untyped-decorator]
+    def elsewhere() -> Any:
+        try:
+            current_user.bitbucket.get("http://127.0.0.2:9/2.0/user")
+        except ValueError as error:
+            return str(error)
+        return "sent"
+
+    @app.get("/bitbucket/not-kept")
+    @login_required  # type: ignore[untyped-decorator]
+    def not_kept() -> Any:
+        try:
+            current_user.bitbucket.get("user")
+        except TokensNotKeptError as error:
+            return str(error)
+        return "called"
+
+
+@pytest.fixture
+def store(redis_url: str) -> redis.Redis:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def kept_app(
+    make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
+) -> Flask:
+    """Sessions in Redis, tokens kept, on the test's clock; Jane by id, Li by username,
+    Mani by email."""
+    resolvers = [
+        "userIdMatchingUserEntityAnnotation",
+        "usernameMatchingUserEntityAnnotation",
+        "emailMatchingUserEntityProfileEmail",
+    ]
+    app = make_app(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_KEEP_TOKENS=True,
+        BITBUCKET_CLOCK=clock,
+        BITBUCKET_SIGNIN_RESOLVERS=resolvers,
+    )
+    add_bitbucket_pages(app)
+    return app
+
+
+@pytest.fixture
+def kept(kept_app: Flask) -> Iterator[str]:
+    with serve(kept_app) as url:
+        yield url
+
+
+def signed_in(url: str, bitbucket: EmulatorServer, account: str = JANE) -> requests.Session:
+    browser = requests.Session()
+    assert sign_in(browser, url, bitbucket.url, account).status_code == 302
+    return browser
+
+
+def refreshes(bitbucket: EmulatorServer) -> int:
+    return sum(entry["grant_type"] == "refresh_token" for entry in token_requests(bitbucket))
+
+
+def token_keys(store: redis.Redis) -> list[bytes]:
+    return list(store.scan_iter(TOKENS_PREFIX + "*"))
+
+
+def is_signed_in(browser: requests.Session, url: str) -> bool:
+    answer = browser.get(f"{url}/", allow_redirects=False, timeout=10)
+    assert answer.status_code in (200, 302), answer.status_code
+    return answer.status_code == 200
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"BITBUCKET_KEEP_TOKENS": True},
+            "BITBUCKET_KEEP_TOKENS needs BITBUCKET_SESSION_REDIS_URL: "
+            "Bitbucket tokens are kept server-side in Redis, never in a cookie",
+        ),
+        (
+            {"BITBUCKET_EXPOSE_ACCESS_TOKEN": "true"},
+            "BITBUCKET_EXPOSE_ACCESS_TOKEN needs BITBUCKET_KEEP_TOKENS: no token is kept to expose",
+        ),
+        (
+            {"BITBUCKET_KEEP_TOKENS": "ture"},
+            "BITBUCKET_KEEP_TOKENS: expected true or false, got 'ture'",
+        ),
+    ],
+)
+def test_tokens_are_kept_only_in_redis_or_start_up_stops(
+    make_app: Callable[..., Flask], settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_app(**settings)
+    assert str(refused.value) == message
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("store_kind", ["cookie", "redis"])
+def test_without_kept_tokens_current_user_bitbucket_names_the_setting(
+    store_kind: str, make_app: Callable[..., Flask], redis_url: str, bitbucket: EmulatorServer
+) -> None:
+    extra = {"BITBUCKET_SESSION_REDIS_URL": redis_url} if store_kind == "redis" else {}
+    app = make_app(**extra)
+    add_bitbucket_pages(app)
+    with serve(app) as url:
+        answer = signed_in(url, bitbucket).get(f"{url}/bitbucket/not-kept")
+    assert answer.status_code == 200
+    assert "current_user.bitbucket needs BITBUCKET_KEEP_TOKENS = true" in answer.text
+    assert not [e for e in token_requests(bitbucket) if e["grant_type"] == "refresh_token"]
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+def test_current_user_bitbucket_calls_the_api_as_the_person(
+    kept: str, bitbucket: EmulatorServer
+) -> None:
+    jane, li = signed_in(kept, bitbucket, JANE), signed_in(kept, bitbucket, LI)
+    assert jane.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
+    assert li.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Li Chen"
+    api_calls = [e for e in bitbucket.state.requests("user") if e["status"] == 200]
+    assert api_calls
+    assert all(e["bearer"] and not e["query_fields"] for e in api_calls)
+
+
+def test_next_links_on_the_api_origin_are_followed_and_other_origins_refused(
+    kept: str, bitbucket: EmulatorServer
+) -> None:
+    mani = signed_in(kept, bitbucket, MANI)
+    addresses = mani.get(f"{kept}/bitbucket/emails").json()
+    assert len(addresses) == 12  # eleven unconfirmed on the first page, one on the second
+    refused = mani.get(f"{kept}/bitbucket/elsewhere").text
+    assert "sends the person's token to Bitbucket's API only" in refused
+
+
+def test_tokens_live_beside_the_session_never_in_it_or_the_cookie(
+    kept: str, bitbucket: EmulatorServer, store: redis.Redis
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    sid = browser.cookies["session"]
+    (key,) = token_keys(store)
+    assert key.decode() == tokens_key(JANE, sid)
+    kept_value = store.get(key) or b""
+    issued = [*bitbucket.state.access_tokens, *bitbucket.state.refresh_tokens]
+    assert len(issued) == 2
+    assert all(token.encode() in kept_value for token in issued)
+    session_value = store.get(SESSION_PREFIX + sid) or b""
+    assert b"Jane Doe" in session_value
+    assert not any(token.encode() in session_value or token in sid for token in issued)
+    assert 0 < store.ttl(key) <= store.ttl(SESSION_PREFIX + sid)
+
+
+def test_sign_out_and_a_new_sign_in_forget_the_tokens(
+    kept: str, bitbucket: EmulatorServer, store: redis.Redis
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    first = token_keys(store)
+    assert sign_in(browser, kept, bitbucket.url, JANE).status_code == 302  # again, same browser
+    second = token_keys(store)
+    assert len(second) == 1
+    assert second != first
+    home = browser.get(f"{kept}/")
+    browser.post(f"{kept}/api/auth/bitbucket/logout", data={"csrf_token": csrf_token(home.text)})
+    assert token_keys(store) == []
+
+
+def test_sign_out_everywhere_forgets_every_sessions_tokens_and_no_one_elses(
+    kept: str, bitbucket: EmulatorServer, store: redis.Redis
+) -> None:
+    laptop, phone = signed_in(kept, bitbucket), signed_in(kept, bitbucket)
+    colleague = signed_in(kept, bitbucket, LI)
+    assert len(token_keys(store)) == 3
+    page = laptop.get(f"{kept}/").text
+    laptop.post(
+        f"{kept}/api/auth/bitbucket/logout/everywhere", data={"csrf_token": csrf_token(page)}
+    )
+    (left,) = token_keys(store)
+    assert left.decode() == tokens_key(LI, colleague.cookies["session"])
+    assert phone.get(f"{kept}/bitbucket/me", allow_redirects=False).status_code == 302
+    assert colleague.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Li Chen"
+
+
+def test_tokens_expire_with_an_idle_session(
+    kept_app: Flask, kept: str, bitbucket: EmulatorServer, store: redis.Redis, clock: FakeClock
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    (key,) = token_keys(store)
+    store.expire(key, 5)
+    clock.advance(61)  # the next request renews the session's last-seen stamp, and its expiry
+    assert is_signed_in(browser, kept)
+    assert store.ttl(key) > 5
+    assert store.ttl(key) == pytest.approx(store.ttl(SESSION_PREFIX + browser.cookies["session"]))
+    assert get_state(kept_app).sign_out_everywhere(JANE) == 1
+    assert token_keys(store) == []
+
+
+# --- refreshing ---------------------------------------------------------------------------
+
+
+def test_a_token_is_refreshed_shortly_before_it_expires_once_and_rotated(
+    kept: str, bitbucket: EmulatorServer, store: redis.Redis, clock: FakeClock
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    first_refresh_token = next(iter(bitbucket.state.refresh_tokens))
+    clock.advance(LIFETIME - REFRESH_MARGIN_SECONDS - 1)
+    assert browser.get(f"{kept}/bitbucket/me").json()["status"] == 200
+    assert refreshes(bitbucket) == 0
+
+    clock.advance(2)  # within the margin: refreshed before the call
+    for _ in range(3):
+        assert browser.get(f"{kept}/bitbucket/me").json()["status"] == 200
+    assert refreshes(bitbucket) == 1
+    (key,) = token_keys(store)
+    kept_value = store.get(key) or b""
+    assert first_refresh_token.encode() not in kept_value  # rotated: the new one is kept
+    assert next(iter(bitbucket.state.refresh_tokens)).encode() in kept_value
+
+    clock.advance(LIFETIME)  # long past the new token's expiry: refreshed again, once
+    assert browser.get(f"{kept}/bitbucket/me").json()["status"] == 200
+    assert refreshes(bitbucket) == 2
+
+
+@pytest.mark.parametrize("how", ["revoked at Bitbucket", "spent elsewhere"])
+@pytest.mark.parametrize("caller", ["page", "script"])
+def test_a_refused_refresh_token_signs_the_person_out_cleanly(
+    how: str,
+    caller: str,
+    kept: str,
+    bitbucket: EmulatorServer,
+    store: redis.Redis,
+    clock: FakeClock,
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    if how == "revoked at Bitbucket":
+        requests.post(f"{bitbucket.url}/_emulator/revoke/{JANE}", timeout=5).raise_for_status()
+    else:  # the refresh token used once already: rotation made it worthless
+        refresh_token = next(iter(bitbucket.state.refresh_tokens))
+        spent = requests.post(
+            f"{bitbucket.url}/site/oauth2/access_token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=("test-client-id", "test-client-secret"),
+            timeout=5,
+        )
+        assert spent.status_code == 200
+    clock.advance(LIFETIME)
+
+    headers = XHR if caller == "script" else {}
+    answer = browser.get(f"{kept}/bitbucket/me", headers=headers, allow_redirects=False)
+
+    assert answer.status_code == 401
+    if caller == "script":
+        assert answer.json()["error"]["name"] == "AuthenticationError"
+        assert "Please sign in again" in answer.json()["error"]["message"]
+    else:
+        assert "Bitbucket no longer accepts your sign-in here" in answer.text
+        assert "Sign in with Bitbucket" in answer.text
+    assert not is_signed_in(browser, kept)
+    assert token_keys(store) == []
+    assert store.keys(SESSION_PREFIX + "*") == []
+    refused = token_requests(bitbucket)[-1]
+    assert (refused["grant_type"], refused["status"]) == ("refresh_token", 400)
+
+
+def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_in(
+    kept: str, bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    browser = signed_in(kept, bitbucket)
+    clock.advance(LIFETIME)
+    set_fault(bitbucket, "token", status=503)
+    page = browser.get(f"{kept}/bitbucket/me", allow_redirects=False)
+    script = browser.get(f"{kept}/bitbucket/me", headers=XHR, allow_redirects=False)
+    assert page.status_code == script.status_code == 503
+    assert "Bitbucket is temporarily unavailable (token refresh: HTTP 503)" in page.text
+    assert script.json()["error"]["name"] == "UpstreamError"
+    assert is_signed_in(browser, kept)
+    clear_faults(bitbucket)
+    assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
+    assert refreshes(bitbucket) == 3  # two refused by the fault, then the one that worked
