@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from flask import Flask
 
@@ -29,6 +30,14 @@ def redis_url() -> Iterator[str]:
     """A real ``redis-server`` for the server-side session tests."""
     with redis_process() as url:
         yield url
+
+
+@pytest.fixture
+def store(redis_url: str) -> redis.Redis:
+    """The Redis of the sessions, emptied."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
 
 
 @pytest.fixture

@@ -114,6 +114,20 @@ def sign_in(
     return http.get(callback_url, allow_redirects=False, timeout=30)
 
 
+def signed_in_browser(app_url: str, bitbucket: EmulatorServer, account: str) -> requests.Session:
+    """A new cookie jar, signed in as ``account``."""
+    browser = requests.Session()
+    assert sign_in(browser, app_url, bitbucket.url, account).status_code == 302
+    return browser
+
+
+def is_signed_in(browser: requests.Session, app_url: str) -> bool:
+    """Whether the home page serves ``browser`` (rather than sending it to sign in)."""
+    answer = browser.get(f"{app_url}/", allow_redirects=False, timeout=10)
+    assert answer.status_code in (200, 302), answer.status_code
+    return answer.status_code == 200
+
+
 def finish_sign_in(
     app_url: str,
     emulator_url: str,

@@ -25,9 +25,11 @@ from .support import (
     FakeClock,
     clear_faults,
     csrf_token,
+    is_signed_in,
     serve,
     set_fault,
     sign_in,
+    signed_in_browser,
     token_requests,
 )
 
@@ -75,13 +77,6 @@ def add_bitbucket_pages(app: Flask) -> None:
 
 
 @pytest.fixture
-def store(redis_url: str) -> redis.Redis:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    return client
-
-
-@pytest.fixture
 def kept_app(
     make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
 ) -> Flask:
@@ -108,24 +103,12 @@ def kept(kept_app: Flask) -> Iterator[str]:
         yield url
 
 
-def signed_in(url: str, bitbucket: EmulatorServer, account: str = JANE) -> requests.Session:
-    browser = requests.Session()
-    assert sign_in(browser, url, bitbucket.url, account).status_code == 302
-    return browser
-
-
 def refreshes(bitbucket: EmulatorServer) -> int:
     return sum(entry["grant_type"] == "refresh_token" for entry in token_requests(bitbucket))
 
 
 def token_keys(store: redis.Redis) -> list[bytes]:
     return list(store.scan_iter(TOKENS_PREFIX + "*"))
-
-
-def is_signed_in(browser: requests.Session, url: str) -> bool:
-    answer = browser.get(f"{url}/", allow_redirects=False, timeout=10)
-    assert answer.status_code in (200, 302), answer.status_code
-    return answer.status_code == 200
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -166,7 +149,7 @@ def test_without_kept_tokens_current_user_bitbucket_names_the_setting(
     app = make_app(**extra)
     add_bitbucket_pages(app)
     with serve(app) as url:
-        answer = signed_in(url, bitbucket).get(f"{url}/bitbucket/not-kept")
+        answer = signed_in_browser(url, bitbucket, JANE).get(f"{url}/bitbucket/not-kept")
     assert answer.status_code == 200
     assert "current_user.bitbucket needs BITBUCKET_KEEP_TOKENS = true" in answer.text
     assert not [e for e in token_requests(bitbucket) if e["grant_type"] == "refresh_token"]
@@ -178,7 +161,7 @@ def test_without_kept_tokens_current_user_bitbucket_names_the_setting(
 def test_current_user_bitbucket_calls_the_api_as_the_person(
     kept: str, bitbucket: EmulatorServer
 ) -> None:
-    jane, li = signed_in(kept, bitbucket, JANE), signed_in(kept, bitbucket, LI)
+    jane, li = signed_in_browser(kept, bitbucket, JANE), signed_in_browser(kept, bitbucket, LI)
     assert jane.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
     assert li.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Li Chen"
     api_calls = [e for e in bitbucket.state.requests("user") if e["status"] == 200]
@@ -189,7 +172,7 @@ def test_current_user_bitbucket_calls_the_api_as_the_person(
 def test_next_links_on_the_api_origin_are_followed_and_other_origins_refused(
     kept: str, bitbucket: EmulatorServer
 ) -> None:
-    mani = signed_in(kept, bitbucket, MANI)
+    mani = signed_in_browser(kept, bitbucket, MANI)
     addresses = mani.get(f"{kept}/bitbucket/emails").json()
     assert len(addresses) == 12  # eleven unconfirmed on the first page, one on the second
     refused = mani.get(f"{kept}/bitbucket/elsewhere").text
@@ -199,7 +182,7 @@ def test_next_links_on_the_api_origin_are_followed_and_other_origins_refused(
 def test_tokens_live_beside_the_session_never_in_it_or_the_cookie(
     kept: str, bitbucket: EmulatorServer, store: redis.Redis
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     sid = browser.cookies["session"]
     (key,) = token_keys(store)
     assert key.decode() == tokens_key(JANE, sid)
@@ -216,7 +199,7 @@ def test_tokens_live_beside_the_session_never_in_it_or_the_cookie(
 def test_sign_out_and_a_new_sign_in_forget_the_tokens(
     kept: str, bitbucket: EmulatorServer, store: redis.Redis
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     first = token_keys(store)
     assert sign_in(browser, kept, bitbucket.url, JANE).status_code == 302  # again, same browser
     second = token_keys(store)
@@ -230,8 +213,11 @@ def test_sign_out_and_a_new_sign_in_forget_the_tokens(
 def test_sign_out_everywhere_forgets_every_sessions_tokens_and_no_one_elses(
     kept: str, bitbucket: EmulatorServer, store: redis.Redis
 ) -> None:
-    laptop, phone = signed_in(kept, bitbucket), signed_in(kept, bitbucket)
-    colleague = signed_in(kept, bitbucket, LI)
+    laptop, phone = (
+        signed_in_browser(kept, bitbucket, JANE),
+        signed_in_browser(kept, bitbucket, JANE),
+    )
+    colleague = signed_in_browser(kept, bitbucket, LI)
     assert len(token_keys(store)) == 3
     page = laptop.get(f"{kept}/").text
     laptop.post(
@@ -246,7 +232,7 @@ def test_sign_out_everywhere_forgets_every_sessions_tokens_and_no_one_elses(
 def test_tokens_expire_with_an_idle_session(
     kept_app: Flask, kept: str, bitbucket: EmulatorServer, store: redis.Redis, clock: FakeClock
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     (key,) = token_keys(store)
     store.expire(key, 5)
     clock.advance(61)  # the next request renews the session's last-seen stamp, and its expiry
@@ -263,7 +249,7 @@ def test_tokens_expire_with_an_idle_session(
 def test_a_token_is_refreshed_shortly_before_it_expires_once_and_rotated(
     kept: str, bitbucket: EmulatorServer, store: redis.Redis, clock: FakeClock
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     first_refresh_token = next(iter(bitbucket.state.refresh_tokens))
     clock.advance(LIFETIME - REFRESH_MARGIN_SECONDS - 1)
     assert browser.get(f"{kept}/bitbucket/me").json()["status"] == 200
@@ -293,7 +279,7 @@ def test_a_refused_refresh_token_signs_the_person_out_cleanly(
     store: redis.Redis,
     clock: FakeClock,
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     if how == "revoked at Bitbucket":
         requests.post(f"{bitbucket.url}/_emulator/revoke/{JANE}", timeout=5).raise_for_status()
     else:  # the refresh token used once already: rotation made it worthless
@@ -327,7 +313,7 @@ def test_a_refused_refresh_token_signs_the_person_out_cleanly(
 def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_in(
     kept: str, bitbucket: EmulatorServer, clock: FakeClock
 ) -> None:
-    browser = signed_in(kept, bitbucket)
+    browser = signed_in_browser(kept, bitbucket, JANE)
     clock.advance(LIFETIME)
     set_fault(bitbucket, "token", status=503)
     page = browser.get(f"{kept}/bitbucket/me", allow_redirects=False)

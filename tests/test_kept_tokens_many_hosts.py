@@ -7,13 +7,11 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-import redis
 import requests
 
-from .processes import app_environment, emulator_process, gunicorn_app
+from .processes import two_hosts as hosts
 from .support import DATA, JANE, sign_in
 
 APP = "tests.person_app:app"
@@ -26,18 +24,10 @@ LIFETIME = 7200
 def two_hosts(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[tuple[str, ...]]:
-    redis.Redis.from_url(redis_url).flushdb()
     catalog = tmp_path_factory.mktemp("kept") / "catalog.yaml"
     shutil.copy(DATA / "catalog.yaml", catalog)
-    with emulator_process(DATA / "accounts.yaml") as emulator_url:
-        environment = app_environment(
-            emulator_url, catalog, SESSION_REDIS_URL=redis_url, KEEP_TOKENS="true"
-        )
-        with (
-            gunicorn_app(environment, workers=2, app=APP) as host_a,
-            gunicorn_app(environment, workers=2, app=APP) as host_b,
-        ):
-            yield host_a, host_b, emulator_url
+    with hosts(catalog, redis_url, app=APP, KEEP_TOKENS="true") as urls:
+        yield urls
 
 
 def token_lifetime(emulator_url: str, seconds: int) -> None:
@@ -101,8 +91,8 @@ def test_a_revoked_refresh_token_signs_the_person_out_on_both_hosts(
 
     answers = all_at_once([f"{host_a}/bitbucket/me", f"{host_b}/bitbucket/me"] * 3, cookies)
 
-    statuses = sorted(a.status_code for a in answers)
-    assert statuses[0] == 401  # the request that tried the refresh; the rest: signed out
+    statuses = [a.status_code for a in answers]
+    assert 401 in statuses  # the request that tried the refresh (the rest: 401 or signed out)
     assert set(statuses) <= {302, 401}
     assert refreshes(emulator_url) == [400]
     for host in (host_a, host_b):
