@@ -16,7 +16,15 @@ from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer, load_accounts
 
 from .processes import redis_process
-from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
+from .support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DATA,
+    SECRET_KEY,
+    FakeClock,
+    add_bitbucket_pages,
+    serve,
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +46,27 @@ def store(redis_url: str) -> redis.Redis:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     return client
+
+
+@pytest.fixture
+def kept_app(
+    make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
+) -> Flask:
+    """Sessions in Redis, tokens kept, on the test's clock; Jane by id, Li by username,
+    Mani by email."""
+    resolvers = [
+        "userIdMatchingUserEntityAnnotation",
+        "usernameMatchingUserEntityAnnotation",
+        "emailMatchingUserEntityProfileEmail",
+    ]
+    app = make_app(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_KEEP_TOKENS=True,
+        BITBUCKET_CLOCK=clock,
+        BITBUCKET_SIGNIN_RESOLVERS=resolvers,
+    )
+    add_bitbucket_pages(app)
+    return app
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 import redis
 import requests
-from flask import Flask, jsonify
-from flask_login import current_user, login_required
+from flask import Flask
 
 from bitbucket_signin import get_state
 from bitbucket_signin.emulator import EmulatorServer
-from bitbucket_signin.errors import ConfigError, TokensNotKeptError
+from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
 from bitbucket_signin.tokens import REFRESH_MARGIN_SECONDS
 
@@ -23,6 +22,7 @@ from .support import (
     LI,
     MANI,
     FakeClock,
+    add_bitbucket_pages,
     clear_faults,
     csrf_token,
     is_signed_in,
@@ -35,66 +35,6 @@ from .support import (
 
 XHR = {"X-Requested-With": "XMLHttpRequest"}
 LIFETIME = 7200  # the emulator's access tokens, as Bitbucket's
-
-
-def add_bitbucket_pages(app: Flask) -> None:
-    """Pages of a host app that call Bitbucket as the signed-in person."""
-
-    @app.get("/bitbucket/me")
-    @login_required  # type: ignore[untyped-decorator]
-    def me() -> Any:
-        answer = current_user.bitbucket.get("user")
-        return jsonify(status=answer.status_code, user=answer.json())
-
-    @app.get("/bitbucket/emails")
-    @login_required  # type: ignore[untyped-decorator]
-    def emails() -> Any:
-        client = current_user.bitbucket
-        page = client.get("/user/emails").json()
-        addresses = [value["email"] for value in page["values"]]
-        while "next" in page:  # absolute links on the API's origin
-            page = client.get(page["next"]).json()
-            addresses += [value["email"] for value in page["values"]]
-        return jsonify(addresses)
-
-    @app.get("/bitbucket/elsewhere")
-    @login_required  # type: ignore[untyped-decorator]
-    def elsewhere() -> Any:
-        try:
-            current_user.bitbucket.get("http://127.0.0.2:9/2.0/user")
-        except ValueError as error:
-            return str(error)
-        return "sent"
-
-    @app.get("/bitbucket/not-kept")
-    @login_required  # type: ignore[untyped-decorator]
-    def not_kept() -> Any:
-        try:
-            current_user.bitbucket.get("user")
-        except TokensNotKeptError as error:
-            return str(error)
-        return "called"
-
-
-@pytest.fixture
-def kept_app(
-    make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
-) -> Flask:
-    """Sessions in Redis, tokens kept, on the test's clock; Jane by id, Li by username,
-    Mani by email."""
-    resolvers = [
-        "userIdMatchingUserEntityAnnotation",
-        "usernameMatchingUserEntityAnnotation",
-        "emailMatchingUserEntityProfileEmail",
-    ]
-    app = make_app(
-        BITBUCKET_SESSION_REDIS_URL=redis_url,
-        BITBUCKET_KEEP_TOKENS=True,
-        BITBUCKET_CLOCK=clock,
-        BITBUCKET_SIGNIN_RESOLVERS=resolvers,
-    )
-    add_bitbucket_pages(app)
-    return app
 
 
 @pytest.fixture
