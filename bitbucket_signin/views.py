@@ -314,7 +314,9 @@ def sign_in_ended_page(error: SignInEndedError) -> ResponseReturnValue:
     _sign_out_quietly()
     if _wants_json():
         return _auth_error(error.message)
-    return error_page(error, safe_next(request.full_path if request.method == "GET" else "/"))
+    return error_page(
+        error, safe_next(request.full_path.rstrip("?") if request.method == "GET" else "/")
+    )
 
 
 def upstream_error_page(error: UpstreamError) -> ResponseReturnValue:
