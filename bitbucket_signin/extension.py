@@ -21,6 +21,7 @@ from .errors import (
     SignInError,
     TokensNotKeptError,
 )
+from .identity_token import load_signing_keys
 from .metrics import Metrics, install_metrics
 from .oauth import bitbucket_oauth_app
 from .person_client import PersonClient
@@ -124,6 +125,12 @@ class SignInState:
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
         self.user_agent = user_agent
+        secret = app.secret_key
+        self.signing_keys = load_signing_keys(
+            settings.signing_key,
+            settings.previous_public_keys,
+            secret if isinstance(secret, bytes) else str(secret).encode(),
+        )
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
         self.tokens: TokenStore | None = None  # BITBUCKET_KEEP_TOKENS

@@ -75,6 +75,11 @@ class PersonClient(OAuth2Session):  # type: ignore[misc]
             return path_or_url
         return f"{self.api_base_url}/{path_or_url.lstrip('/')}"
 
+    def current_token(self) -> KeptToken:
+        """The person's token as the next call would send it (refreshed first when due)."""
+        self.ensure_active_token()
+        return self._kept
+
     def ensure_active_token(self, token: Any = None) -> bool:
         """Authlib's hook before each call: the kept token, refreshed once when due."""
         if not self._kept.is_fresh(self._store.clock()):

@@ -260,7 +260,8 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
     script = browser.get(f"{kept}/bitbucket/me", headers=XHR, allow_redirects=False)
     assert page.status_code == script.status_code == 503
     assert "Bitbucket is temporarily unavailable (token refresh: HTTP 503)" in page.text
-    assert script.json()["error"]["name"] == "UpstreamError"
+    assert script.json()["response"] == {"statusCode": 503}  # Backstage's error shape
+    assert "token refresh: HTTP 503" in script.json()["error"]["message"]
     assert is_signed_in(browser, kept)
     clear_faults(bitbucket)
     assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
