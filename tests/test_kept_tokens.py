@@ -17,6 +17,7 @@ from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
 from bitbucket_signin.tokens import REFRESH_MARGIN_SECONDS
 
+from .frontend_support import FRONTEND, frontend_sign_in, popup_messages, refresh
 from .support import (
     JANE,
     LI,
@@ -266,3 +267,53 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
     clear_faults(bitbucket)
     assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
     assert refreshes(bitbucket) == 3  # two refused by the fault, then the one that worked
+
+
+# --- exposing the access token to a Backstage frontend ---------------------------------------
+
+
+@pytest.mark.parametrize("expose", [False, True])
+def test_the_access_token_reaches_the_frontend_only_when_exposing(
+    expose: bool,
+    make_app: Callable[..., Flask],
+    redis_url: str,
+    store: redis.Redis,
+    http: requests.Session,
+    bitbucket: EmulatorServer,
+    clock: FakeClock,
+) -> None:
+    app = make_app(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_KEEP_TOKENS=True,
+        BITBUCKET_EXPOSE_ACCESS_TOKEN=expose,
+        BITBUCKET_CLOCK=clock,
+        **FRONTEND,
+    )
+    with serve(app) as url:
+        popup = frontend_sign_in(http, url, bitbucket.url, JANE)
+        (first,) = bitbucket.state.access_tokens
+        clock.advance(1000)
+        refreshed = refresh(http, url)
+        clock.advance(LIFETIME - 1000 - REFRESH_MARGIN_SECONDS + 1)  # due: made fresh first
+        renewed = refresh(http, url)
+    assert (popup.status_code, refreshed.status_code, renewed.status_code) == (200, 200, 200)
+    assert refreshes(bitbucket) == 1
+    (second,) = set(bitbucket.state.access_tokens) - {first}
+    infos = [
+        popup_messages(popup)[1]["response"]["providerInfo"],
+        refreshed.json()["providerInfo"],
+        renewed.json()["providerInfo"],
+    ]
+    if not expose:
+        assert not any("accessToken" in info for info in infos)
+        assert {info["expiresInSeconds"] for info in infos} == {3600}  # the identity token's
+        return
+    assert [(i["accessToken"], i["expiresInSeconds"]) for i in infos] == [
+        (first, LIFETIME),
+        (first, LIFETIME - 1000),
+        (second, LIFETIME),
+    ]
+    by_browser = requests.get(
+        f"{bitbucket.url}/2.0/user", headers={"Authorization": f"Bearer {second}"}, timeout=5
+    )
+    assert by_browser.json()["uuid"] == JANE
