@@ -8,6 +8,7 @@ its token response quirks, and every failure turned into a status for the sign-i
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from typing import Any
 
@@ -121,5 +122,12 @@ def check_token_response(response: requests.Response, what: str) -> requests.Res
         raise UpstreamError(f"Bitbucket refused the sign-in ({what}: {code}).")
     if not isinstance(body.get("access_token"), str) or not body["access_token"]:
         raise UpstreamError(f"Bitbucket sent no access token ({what}).")
+    lifetime = body.get("expires_in")
+    if lifetime is not None and not _is_finite_number(lifetime):  # Authlib would fail on it
+        raise UpstreamError(f"Bitbucket sent a malformed answer ({what}).")
     # Bitbucket's "state" field names the grant type rather than echoing ours: nothing reads it.
     return response
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -269,6 +269,43 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
     assert refreshes(bitbucket) == 3  # two refused by the fault, then the one that worked
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"access_token": "a", "refresh_token": "r", "token_type": "bearer"}',
+        '{"access_token": "a", "refresh_token": "r", "expires_in": "7200"}',
+        '{"access_token": "a", "refresh_token": "r", "expires_in": -1}',
+        '{"access_token": "a", "refresh_token": "r", "expires_in": Infinity}',
+        '{"access_token": ["a"], "refresh_token": "r", "expires_in": 7200}',
+        '{"refresh_token": "r", "expires_in": 7200}',
+        "[]",
+        "<html>maintenance</html>",
+    ],
+)
+def test_a_malformed_refresh_answer_is_a_502_page_never_a_500(
+    body: str, kept: str, bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    browser = signed_in_browser(kept, bitbucket, JANE)
+    clock.advance(LIFETIME)
+    set_fault(bitbucket, "token", status=200, body=body, times=1)
+    answer = browser.get(f"{kept}/bitbucket/me", allow_redirects=False)
+    assert answer.status_code == 502
+    assert "Bitbucket sent" in answer.text
+    assert is_signed_in(browser, kept)
+    assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
+
+
+def test_a_session_without_kept_tokens_is_signed_out_when_they_are_needed(
+    kept: str, bitbucket: EmulatorServer, store: redis.Redis
+) -> None:
+    """Signed in before ``BITBUCKET_KEEP_TOKENS`` was switched on, or the tokens were lost."""
+    browser = signed_in_browser(kept, bitbucket, JANE)
+    store.delete(*token_keys(store))
+    answer = browser.get(f"{kept}/bitbucket/me", headers=XHR, allow_redirects=False)
+    assert answer.status_code == 401
+    assert not is_signed_in(browser, kept)
+
+
 # --- exposing the access token to a Backstage frontend ---------------------------------------
 
 
