@@ -36,8 +36,10 @@ try:
 except ImportError as missing:  # pragma: no cover - the redis extra is not installed
     _MISSING: ImportError | None = missing
     RedisSessionInterface = object
+    STORE_ERRORS: tuple[type[Exception], ...] = ()
 else:
     _MISSING = None
+    STORE_ERRORS = (RedisError,)  # what a store that cannot be reached raises
 
 SESSION_PREFIX = "bitbucket-signin:session:"
 PERSON_PREFIX = "bitbucket-signin:person:"

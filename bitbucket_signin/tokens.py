@@ -19,14 +19,14 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
-from redis import Redis
-from redis.exceptions import LockError, RedisError
+from typing import TYPE_CHECKING, Any
 
 from .client import UpstreamError, too_late
 from .errors import SessionStoreUnavailableError, SignInEndedError
-from .redis_sessions import tokens_key
+from .redis_sessions import STORE_ERRORS, tokens_key
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 REFRESH_CALL = "token refresh"
 TOKEN_ANSWER = "tokens"  # noqa: S105 - a label for messages, not a secret
@@ -152,7 +152,7 @@ class TokenStore:
         :class:`SessionStoreUnavailableError` when Redis cannot take them."""
         try:
             self.client.set(tokens_key(person, sid), token.encode(), ex=self.lifetime)
-        except RedisError as error:
+        except STORE_ERRORS as error:
             logger.warning("session store unreachable, keeping tokens: %s", error)
             raise SessionStoreUnavailableError() from None
 
@@ -171,7 +171,7 @@ class TokenStore:
             if stale.is_fresh(self.clock()):
                 return stale
             return self._refresh_once(key, stale, refresh)
-        except RedisError as error:
+        except STORE_ERRORS as error:
             logger.warning("session store unreachable, reading tokens: %s", error)
             raise SessionStoreUnavailableError() from None
 
@@ -208,5 +208,5 @@ class TokenStore:
         finally:
             try:
                 lock.release()
-            except LockError:
-                logger.warning("the token refresh outlived its lock")
+            except STORE_ERRORS as error:  # it expires by itself
+                logger.warning("the token refresh lock was not released: %s", error)
