@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .client import UpstreamError, too_late
-from .errors import SessionStoreUnavailableError, SignInEndedError
+from .client import too_late
+from .errors import SessionStoreUnavailableError, SignInEndedError, UpstreamError
 from .redis_sessions import STORE_ERRORS, tokens_key
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.wrappers import Response as BaseResponse
 
-from .client import Deadline, UpstreamError
+from .app_extension import AppExtension, get_extension
+from .client import Deadline
 from .config import (
     CALLBACK_ROUTE,
     OWN_FILES_PATH,
@@ -36,8 +37,13 @@ from .config import (
     route_paths,
     under_prefix,
 )
-from .errors import SessionStoreUnavailableError, SignInEndedError, SignInError
-from .extension import SignInState, get_state
+from .errors import (
+    SessionStoreUnavailableError,
+    SignInEndedError,
+    SignInError,
+    UpstreamError,
+    UserNotInCatalogError,
+)
 from .frontend import (
     FrontendSignIn,
     allow_origin,
@@ -55,7 +61,6 @@ from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
-from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
@@ -141,7 +146,7 @@ def start() -> ResponseReturnValue:
     so it expires and is forgotten with it; a ``next`` too long to keep in the cookie
     becomes ``/``.
     """
-    extension = get_state()
+    extension = get_extension()
     next_path = safe_next(request.args.get("next"))
     try:
         frontend = frontend_sign_in(request.args, extension.settings)
@@ -169,7 +174,7 @@ def callback() -> ResponseReturnValue:
     Nothing in the request is believed, nor shown, before its state is found pending in
     this browser's session: anyone can send a person a link carrying an error text.
     """
-    extension = get_state()
+    extension = get_extension()
     returned_state = request.args.get("state", "")
     next_path = "/"
     frontend: FrontendSignIn | None = None
@@ -202,7 +207,7 @@ def callback() -> ResponseReturnValue:
     return response
 
 
-def _ask_bitbucket(extension: SignInState) -> tuple[BitbucketProfile, dict[str, Any]]:
+def _ask_bitbucket(extension: AppExtension) -> tuple[BitbucketProfile, dict[str, Any]]:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
     only while fewer than the limit of sign-ins wait on Bitbucket. The profile and the
     token response (kept only with ``BITBUCKET_KEEP_TOKENS``)."""
@@ -224,7 +229,7 @@ def _keep_tokens(tokens: TokenStore, person: str, kept: KeptToken) -> None:
 
 def refresh() -> tuple[Response, int] | Response:
     """Backstage's refresh answer for the signed-in person, as JSON (GET or POST)."""
-    settings = get_state().settings
+    settings = get_extension().settings
     refused = refused_call(settings)
     if refused is not None:
         return refused
@@ -242,7 +247,7 @@ def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict
     a fresh identity token. With kept tokens, the person's Bitbucket token is made fresh
     first (a refused refresh ends the session: a 401); with exposing switched on, it is
     ``providerInfo.accessToken``, and ``expiresInSeconds`` is its time left."""
-    extension = get_state()
+    extension = get_extension()
     settings = extension.settings
     now = (settings.clock or time.time)()
     token = user.bitbucket.current_token() if extension.tokens is not None else None
@@ -264,7 +269,7 @@ def logout() -> ResponseReturnValue:
     """Sign out: a POST carrying the session's CSRF token, or a frontend's call with
     ``X-Requested-With`` from an allowed origin (200, empty)."""
     if is_frontend_call() and not request.headers.get("X-CSRF-Token"):
-        refused = refused_call(get_state().settings)
+        refused = refused_call(get_extension().settings)
         return refused if refused is not None else _sign_out()
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
@@ -276,7 +281,7 @@ def logout_everywhere() -> ResponseReturnValue:
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     if isinstance(current_user, CatalogUser):
-        ended = get_state().sign_out_everywhere(current_user.profile.uuid)
+        ended = get_extension().sign_out_everywhere(current_user.profile.uuid)
         logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
     return _sign_out()
 
@@ -299,7 +304,7 @@ def _sign_out_quietly() -> None:
 
 def health() -> tuple[Response, int]:
     """For load balancers: 200 when the catalog is loaded and the session store answers."""
-    extension = get_state()
+    extension = get_extension()
     store = extension.catalog_store
     catalog = store.current() if store.loaded_at is not None else None
     sessions = extension.redis_sessions
@@ -323,14 +328,14 @@ def health() -> tuple[Response, int]:
 
 def jwks() -> Response:
     """The public keys that verify identity tokens (JSON Web Key Set)."""
-    response = jsonify(get_state().signing_keys.jwks())
+    response = jsonify(get_extension().signing_keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
 def openid_config() -> tuple[Response, int] | Response:
     """Discovery for services that verify identity tokens: the issuer and its keys."""
-    settings = get_state().settings
+    settings = get_extension().settings
     try:
         issuer = _issuer(settings)
     except SignInError as error:
@@ -363,7 +368,7 @@ def _iso_time(timestamp: float | None) -> str | None:
 
 def theme_css() -> Response:
     """The brand colour, and a text colour that reads on it (white or near-black)."""
-    color = get_state().settings.brand_color
+    color = get_extension().settings.brand_color
     css = f":root {{ --brand: {color}; --on-brand: {text_color_on(color)}; }}\n"
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -388,7 +393,7 @@ def render_signin(
     """The sign-in page, showing ``error`` or ``notice`` when there is one."""
     return render_template(
         "bitbucket_signin/signin.html",
-        settings=get_state().settings,
+        settings=get_extension().settings,
         error=error,
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
@@ -515,16 +520,16 @@ def _log_refusal(error: SignInError) -> None:
 
 
 def refresh_preflight() -> Response:
-    return preflight(get_state().settings, "GET, POST")
+    return preflight(get_extension().settings, "GET, POST")
 
 
 def logout_preflight() -> Response:
-    return preflight(get_state().settings, "POST")
+    return preflight(get_extension().settings, "POST")
 
 
 def _cross_origin(response: Response) -> Response:
     if request.endpoint in ("bitbucket_signin.refresh", "bitbucket_signin.logout"):
-        return allow_origin(response, get_state().settings)
+        return allow_origin(response, get_extension().settings)
     return response
 
 

@@ -12,8 +12,8 @@ import redis
 import requests
 from flask import Flask
 
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer, load_accounts
+from bitbucket_signin.standalone import create_app
 
 from .processes import redis_process
 from .support import (

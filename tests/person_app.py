@@ -3,7 +3,7 @@ Bitbucket as the signed-in person (``current_user.bitbucket``)."""
 
 from __future__ import annotations
 
-from bitbucket_signin.demo import create_app
+from bitbucket_signin.standalone import create_app
 
 from .support import add_bitbucket_pages
 

@@ -19,9 +19,9 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError
 from joserfc.jwk import ECKey, KeySet
 
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.identity_token import TOKEN_TYPE
+from bitbucket_signin.standalone import create_app
 
 from .frontend_support import FRONTEND, frontend_sign_in, popup_messages, refresh
 from .support import JANE, FakeClock, serve

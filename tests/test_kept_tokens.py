@@ -11,7 +11,7 @@ import redis
 import requests
 from flask import Flask
 
-from bitbucket_signin import get_state
+from bitbucket_signin import get_extension
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
@@ -180,7 +180,7 @@ def test_tokens_expire_with_an_idle_session(
     assert is_signed_in(browser, kept)
     assert store.ttl(key) > 5
     assert store.ttl(key) == pytest.approx(store.ttl(SESSION_PREFIX + browser.cookies["session"]))
-    assert get_state(kept_app).sign_out_everywhere(JANE) == 1
+    assert get_extension(kept_app).sign_out_everywhere(JANE) == 1
     assert token_keys(store) == []
 
 
