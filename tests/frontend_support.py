@@ -11,12 +11,18 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 import requests
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from bitbucket_signin.identity_token import TOKEN_TYPE
 
 from .support import grant_at_emulator
 
 APP_ORIGIN = "http://localhost:3000"  # the Backstage app: another origin than the auth backend
 OTHER_APP_ORIGIN = "https://portal.example.com"
-PREFIX = "/api/auth/bitbucket"
+AUTH = "/api/auth"  # the auth base path: the issuer and its published keys
+PREFIX = f"{AUTH}/bitbucket"
 XHR = {"X-Requested-With": "XMLHttpRequest"}
 FRONTEND = {"BITBUCKET_ALLOWED_ORIGINS": [APP_ORIGIN, OTHER_APP_ORIGIN]}
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
@@ -78,3 +84,29 @@ def refresh(
         headers=headers,
         timeout=10,
     )
+
+
+def published_keys(app_url: str) -> dict[str, Any]:
+    discovery = requests.get(f"{app_url}{AUTH}/.well-known/openid-configuration", timeout=10)
+    assert discovery.status_code == 200
+    body = discovery.json()
+    assert body["issuer"] == f"{app_url}{AUTH}"
+    assert body["jwks_uri"] == f"{app_url}{AUTH}/.well-known/jwks.json"
+    jwks: dict[str, Any] = requests.get(body["jwks_uri"], timeout=10).json()
+    return jwks
+
+
+def verify(token: str, jwks: dict[str, Any], *, issuer: str, now: float) -> jwt.Token:
+    """What a Backstage backend checks: the signature by ``kid``, ``typ``, and the claims."""
+    decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["ES256"])  # type: ignore[arg-type]
+    if decoded.header.get("typ") != TOKEN_TYPE:
+        raise JoseError(f"not a Backstage user token: typ {decoded.header.get('typ')!r}")
+    jwt.JWTClaimsRegistry(
+        now=int(now),
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": "backstage"},
+        sub={"essential": True},
+        iat={"essential": True},
+        exp={"essential": True},
+    ).validate(decoded.claims)
+    return decoded

@@ -278,3 +278,14 @@ def test_with_redis_sessions_and_when_redis_is_away(
         assert answer.json()["response"] == {"statusCode": 503}
         assert answer.headers["Retry-After"]
         assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
+def test_a_page_too_long_to_keep_returns_to_the_apps_root(
+    http: requests.Session, site: str, bitbucket: EmulatorServer
+) -> None:
+    """The page is kept in the session cookie with the pending sign-in; one too long for it
+    (with the scope and origin over 512 characters) becomes the app's base URL."""
+    page = f"{APP_ORIGIN}/search?q=" + "x" * 600
+    answer = frontend_sign_in(http, site, bitbucket.url, JANE, "redirect", redirectUrl=page)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == f"{APP_ORIGIN}/"

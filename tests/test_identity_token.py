@@ -17,43 +17,24 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey
 
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.identity_token import TOKEN_TYPE
 from bitbucket_signin.standalone import create_app
 
-from .frontend_support import FRONTEND, frontend_sign_in, popup_messages, refresh
+from .frontend_support import (
+    AUTH,
+    FRONTEND,
+    frontend_sign_in,
+    popup_messages,
+    published_keys,
+    refresh,
+    verify,
+)
 from .support import JANE, FakeClock, serve
 
 pytestmark = pytest.mark.rate_limit("1000 per minute")
-AUTH = "/api/auth"
-
-
-def published_keys(app_url: str) -> dict[str, Any]:
-    discovery = requests.get(f"{app_url}{AUTH}/.well-known/openid-configuration", timeout=10)
-    assert discovery.status_code == 200
-    body = discovery.json()
-    assert body["issuer"] == f"{app_url}{AUTH}"
-    assert body["jwks_uri"] == f"{app_url}{AUTH}/.well-known/jwks.json"
-    jwks: dict[str, Any] = requests.get(body["jwks_uri"], timeout=10).json()
-    return jwks
-
-
-def verify(token: str, jwks: dict[str, Any], *, issuer: str, now: float) -> jwt.Token:
-    """What a Backstage backend checks: the signature by ``kid``, ``typ``, and the claims."""
-    decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["ES256"])  # type: ignore[arg-type]
-    if decoded.header.get("typ") != TOKEN_TYPE:
-        raise JoseError(f"not a Backstage user token: typ {decoded.header.get('typ')!r}")
-    jwt.JWTClaimsRegistry(
-        now=int(now),
-        iss={"essential": True, "value": issuer},
-        aud={"essential": True, "value": "backstage"},
-        sub={"essential": True},
-        iat={"essential": True},
-        exp={"essential": True},
-    ).validate(decoded.claims)
-    return decoded
 
 
 def sign_in_for_token(http: requests.Session, app_url: str, emulator_url: str) -> str:
