@@ -49,24 +49,34 @@ def store(redis_url: str) -> redis.Redis:
 
 
 @pytest.fixture
-def kept_app(
+def make_kept_app(
     make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
-) -> Flask:
-    """Sessions in Redis, tokens kept, on the test's clock; Jane by id, Li by username,
-    Mani by email."""
+) -> Callable[..., Flask]:
+    """Apps with sessions in Redis (emptied), tokens kept, on the test's clock, and pages that
+    call Bitbucket as the person; keyword arguments set more."""
+
+    def factory(**overrides: Any) -> Flask:
+        app = make_app(
+            BITBUCKET_SESSION_REDIS_URL=redis_url,
+            BITBUCKET_KEEP_TOKENS=True,
+            BITBUCKET_CLOCK=clock,
+            **overrides,
+        )
+        add_bitbucket_pages(app)
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def kept_app(make_kept_app: Callable[..., Flask]) -> Flask:
+    """Tokens kept; Jane signs in by id, Li by username, Mani by email."""
     resolvers = [
         "userIdMatchingUserEntityAnnotation",
         "usernameMatchingUserEntityAnnotation",
         "emailMatchingUserEntityProfileEmail",
     ]
-    app = make_app(
-        BITBUCKET_SESSION_REDIS_URL=redis_url,
-        BITBUCKET_KEEP_TOKENS=True,
-        BITBUCKET_CLOCK=clock,
-        BITBUCKET_SIGNIN_RESOLVERS=resolvers,
-    )
-    add_bitbucket_pages(app)
-    return app
+    return make_kept_app(BITBUCKET_SIGNIN_RESOLVERS=resolvers)
 
 
 @pytest.fixture

@@ -312,20 +312,12 @@ def test_a_session_without_kept_tokens_is_signed_out_when_they_are_needed(
 @pytest.mark.parametrize("expose", [False, True])
 def test_the_access_token_reaches_the_frontend_only_when_exposing(
     expose: bool,
-    make_app: Callable[..., Flask],
-    redis_url: str,
-    store: redis.Redis,
+    make_kept_app: Callable[..., Flask],
     http: requests.Session,
     bitbucket: EmulatorServer,
     clock: FakeClock,
 ) -> None:
-    app = make_app(
-        BITBUCKET_SESSION_REDIS_URL=redis_url,
-        BITBUCKET_KEEP_TOKENS=True,
-        BITBUCKET_EXPOSE_ACCESS_TOKEN=expose,
-        BITBUCKET_CLOCK=clock,
-        **FRONTEND,
-    )
+    app = make_kept_app(BITBUCKET_EXPOSE_ACCESS_TOKEN=expose, **FRONTEND)
     with serve(app) as url:
         popup = frontend_sign_in(http, url, bitbucket.url, JANE)
         (first,) = bitbucket.state.access_tokens

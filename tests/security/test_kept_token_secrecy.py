@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import redis
 import requests
 from flask import Flask
 
@@ -19,7 +18,6 @@ from ..frontend_support import FRONTEND, frontend_sign_in, popup_messages, refre
 from ..support import (
     JANE,
     FakeClock,
-    add_bitbucket_pages,
     clear_faults,
     serve,
     set_fault,
@@ -73,22 +71,13 @@ def test_no_kept_token_reaches_a_cookie_page_or_log(
 
 def test_an_exposed_access_token_is_only_in_the_refresh_json_and_the_popup_message(
     http: requests.Session,
-    make_app: Callable[..., Flask],
-    redis_url: str,
-    store: redis.Redis,
+    make_kept_app: Callable[..., Flask],
     bitbucket: EmulatorServer,
     clock: FakeClock,
     traffic: list[str],
     logs: pytest.LogCaptureFixture,
 ) -> None:
-    app = make_app(
-        BITBUCKET_SESSION_REDIS_URL=redis_url,
-        BITBUCKET_KEEP_TOKENS=True,
-        BITBUCKET_EXPOSE_ACCESS_TOKEN=True,
-        BITBUCKET_CLOCK=clock,
-        **FRONTEND,
-    )
-    add_bitbucket_pages(app)
+    app = make_kept_app(BITBUCKET_EXPOSE_ACCESS_TOKEN=True, **FRONTEND)
     secrets: set[str] = set()
     with serve(app) as url:
         popup = frontend_sign_in(http, url, bitbucket.url, JANE)
