@@ -3,6 +3,7 @@ the emulator over HTTP, and the app's clock moved by the test instead of waiting
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from bitbucket_signin import get_extension
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
-from bitbucket_signin.tokens import REFRESH_MARGIN_SECONDS
+from bitbucket_signin.tokens import LOCK_PREFIX, LOCK_SPARE_SECONDS, REFRESH_MARGIN_SECONDS
 
 from .frontend_support import FRONTEND, frontend_sign_in, popup_messages, refresh
 from .support import (
@@ -267,6 +268,32 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
     clear_faults(bitbucket)
     assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
     assert refreshes(bitbucket) == 3  # two refused by the fault, then the one that worked
+
+
+def test_a_wait_for_anothers_refresh_is_bounded_a_504_and_the_person_stays_signed_in(
+    make_kept_app: Callable[..., Flask],
+    bitbucket: EmulatorServer,
+    store: redis.Redis,
+    clock: FakeClock,
+) -> None:
+    """Another worker holds the refresh lock and never lets go (it died mid-refresh): a request
+    waits no longer than the lock can live (BITBUCKET_TIMEOUT and five seconds), then 504."""
+    app = make_kept_app(BITBUCKET_TIMEOUT=0.5)
+    with serve(app) as url:
+        browser = signed_in_browser(url, bitbucket, JANE)
+        (key,) = token_keys(store)
+        clock.advance(LIFETIME)
+        assert store.set(LOCK_PREFIX + key.decode(), "another worker", ex=60)
+        started = time.monotonic()
+        answer = browser.get(f"{url}/bitbucket/me", headers=XHR, allow_redirects=False)
+        waited = time.monotonic() - started
+        assert answer.status_code == 504
+        assert "token refresh" in answer.json()["error"]["message"]
+        assert 0.5 + LOCK_SPARE_SECONDS <= waited < 0.5 + LOCK_SPARE_SECONDS + 3
+        assert refreshes(bitbucket) == 0
+        store.delete(LOCK_PREFIX + key.decode())
+        assert browser.get(f"{url}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
+        assert refreshes(bitbucket) == 1
 
 
 @pytest.mark.parametrize(
