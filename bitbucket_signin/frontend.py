@@ -186,10 +186,10 @@ def client_auth_response(
         provider_info["accessToken"] = access_token
         provider_info["expiresInSeconds"] = access_token_expires_in or expires_in
     return {
-        "profile": {
-            "displayName": user.display_name,
+        "profile": {  # Bitbucket's, as Backstage gives; the email: the catalog's first
+            "displayName": user.profile.display_name,
             "email": user.email,
-            "picture": user.picture,
+            "picture": user.profile.avatar_url,
         },
         "providerInfo": provider_info,
         "backstageIdentity": {
