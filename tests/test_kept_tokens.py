@@ -16,7 +16,12 @@ from bitbucket_signin import get_extension
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import SESSION_PREFIX, TOKENS_PREFIX, tokens_key
-from bitbucket_signin.tokens import LOCK_PREFIX, LOCK_SPARE_SECONDS, REFRESH_MARGIN_SECONDS
+from bitbucket_signin.tokens import (
+    LOCK_POLL_SECONDS,
+    LOCK_PREFIX,
+    LOCK_SPARE_SECONDS,
+    REFRESH_MARGIN_SECONDS,
+)
 
 from .frontend_support import FRONTEND, frontend_sign_in, popup_messages, refresh
 from .support import (
@@ -289,7 +294,8 @@ def test_a_wait_for_anothers_refresh_is_bounded_a_504_and_the_person_stays_signe
         waited = time.monotonic() - started
         assert answer.status_code == 504
         assert "token refresh" in answer.json()["error"]["message"]
-        assert 0.5 + LOCK_SPARE_SECONDS <= waited < 0.5 + LOCK_SPARE_SECONDS + 3
+        bound = 0.5 + LOCK_SPARE_SECONDS  # redis-py gives up one poll early at most
+        assert bound - 2 * LOCK_POLL_SECONDS <= waited < bound + 3
         assert refreshes(bitbucket) == 0
         store.delete(LOCK_PREFIX + key.decode())
         assert browser.get(f"{url}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
