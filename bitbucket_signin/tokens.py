@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .client import too_late
 from .errors import SessionStoreUnavailableError, SignInEndedError, UpstreamError
 from .redis_sessions import STORE_ERRORS, tokens_key
+from .waiting import too_late
 
 if TYPE_CHECKING:
     from redis import Redis

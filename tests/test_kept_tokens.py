@@ -262,7 +262,7 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
 ) -> None:
     browser = signed_in_browser(kept, bitbucket, JANE)
     clock.advance(LIFETIME)
-    set_fault(bitbucket, "token", status=503)
+    set_fault(bitbucket.url, "token", status=503)
     page = browser.get(f"{kept}/bitbucket/me", allow_redirects=False)
     script = browser.get(f"{kept}/bitbucket/me", headers=XHR, allow_redirects=False)
     assert page.status_code == script.status_code == 503
@@ -270,7 +270,7 @@ def test_bitbucket_failing_a_refresh_is_a_503_page_and_the_person_stays_signed_i
     assert script.json()["response"] == {"statusCode": 503}  # Backstage's error shape
     assert "token refresh: HTTP 503" in script.json()["error"]["message"]
     assert is_signed_in(browser, kept)
-    clear_faults(bitbucket)
+    clear_faults(bitbucket.url)
     assert browser.get(f"{kept}/bitbucket/me").json()["user"]["display_name"] == "Jane Doe"
     assert refreshes(bitbucket) == 3  # two refused by the fault, then the one that worked
 
@@ -320,7 +320,7 @@ def test_a_malformed_refresh_answer_is_a_502_page_never_a_500(
 ) -> None:
     browser = signed_in_browser(kept, bitbucket, JANE)
     clock.advance(LIFETIME)
-    set_fault(bitbucket, "token", status=200, body=body, times=1)
+    set_fault(bitbucket.url, "token", status=200, body=body, times=1)
     answer = browser.get(f"{kept}/bitbucket/me", allow_redirects=False)
     assert answer.status_code == 502
     assert "Bitbucket sent" in answer.text

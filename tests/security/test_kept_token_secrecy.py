@@ -53,10 +53,10 @@ def test_no_kept_token_reaches_a_cookie_page_or_log(
         clock.advance(LIFETIME)
         step(http.get(f"{url}/bitbucket/me"), 200)  # refreshed first
         clock.advance(LIFETIME)
-        set_fault(bitbucket, "token", status=503)
+        set_fault(bitbucket.url, "token", status=503)
         step(http.get(f"{url}/bitbucket/me"), 503)
         step(http.get(f"{url}/bitbucket/me", headers=XHR), 503)
-        clear_faults(bitbucket)
+        clear_faults(bitbucket.url)
         requests.post(f"{bitbucket.url}/_emulator/revoke/{JANE}", timeout=5).raise_for_status()
         step(http.get(f"{url}/bitbucket/me", headers=XHR, allow_redirects=False), 401)
         step(sign_in(http, url, bitbucket.url, JANE), 302)
