@@ -27,7 +27,6 @@ from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.wrappers import Response as BaseResponse
 
 from .app_extension import AppExtension, get_extension
-from .client import Deadline
 from .config import (
     CALLBACK_ROUTE,
     OWN_FILES_PATH,
@@ -42,6 +41,7 @@ from .errors import (
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
+    one_line_text,
 )
 from .frontend import (
     FrontendSignIn,
@@ -63,6 +63,7 @@ from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
+from .waiting import Deadline
 
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
@@ -422,9 +423,10 @@ def _check_provider_error() -> None:
         message, status = _PROVIDER_ERRORS.get(
             code, ("Bitbucket could not complete the sign-in.", 400)
         )
-        description = request.args.get("error_description")
+        # Whoever holds a pending state writes this text: one line, for pages and logs alike.
+        description = one_line_text(request.args.get("error_description", ""))
         if description and code != "access_denied":
-            message = f"{message} Bitbucket said: {description[:300]}"
+            message = f"{message} Bitbucket said: {description}"
         raise SignInError(
             message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
         )
