@@ -855,17 +855,17 @@ def test_a_store_watched_from_elsewhere_reloads_only_when_told(
     catalog_store.watching = False
     good = catalog_store.current()
     assert not catalog_store.changed()
-    touch(people, yaml.safe_dump(user("j doe")))
-    clock.now += 60
+    replace_file(people, yaml.safe_dump(user("j doe")))
+    clock.advance(60)
     assert catalog_store.current() is good
     assert catalog_store.changed()
     assert catalog_store.reload() is False
     assert catalog_store.current() is good
     assert 'people.yaml: User "j doe" (document 1)' in caplog.text
     assert not catalog_store.changed()  # that edit was read: nothing new to look at
-    touch(people, "")
+    replace_file(people, "")
     assert catalog_store.reload() is False  # no users left: refused
-    touch(people, yaml.safe_dump(user("later")))
+    replace_file(people, yaml.safe_dump(user("later")))
     assert catalog_store.changed()
     assert catalog_store.reload() is True
     assert names(catalog_store.current()) == ["later"]

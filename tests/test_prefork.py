@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from .processes import app_environment, emulator_process, gunicorn_master
-from .support import DATA, JANE, sign_in, touch_later
+from .support import DATA, JANE, replace_file, sign_in
 
 WORKERS = 2
 
@@ -71,7 +71,7 @@ def test_the_master_reads_an_edit_for_every_worker(
     before = workers_of(master)
     os.kill(master, signal.SIGSTOP)
     try:
-        touch_later(catalog, catalog.read_text().replace("Jane Doe", "Jane Q. Doe"))
+        replace_file(catalog, catalog.read_text().replace("Jane Doe", "Jane Q. Doe"))
         time.sleep(0.2)  # four check intervals of a worker (real time, in other processes)
         assert names_served(url, cookies) == {"Jane Doe"}
     finally:
@@ -88,10 +88,10 @@ def test_a_broken_edit_keeps_the_last_good_catalog_in_every_worker(
     shown = names_served(url, cookies)
     assert len(shown) == 1
     before = workers_of(master)
-    touch_later(catalog, good + "\n---\nkind: User\nmetadata: {name: 'j doe'}\n")
+    replace_file(catalog, good + "\n---\nkind: User\nmetadata: {name: 'j doe'}\n")
     until(lambda: replaced(master, before))
     assert names_served(url, cookies, answers=12) == shown
     before = workers_of(master)
-    touch_later(catalog, good.replace("Jane", "Janet"))
+    replace_file(catalog, good.replace("Jane", "Janet"))
     until(lambda: replaced(master, before))
     assert names_served(url, cookies, answers=12) == {shown.pop().replace("Jane", "Janet")}
