@@ -12,16 +12,19 @@ import requests
 from flask import Flask
 
 from bitbucket_signin.demo import create_app
-from bitbucket_signin.emulator import EmulatorServer, load_accounts
+from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.testing import emulator_settings
 
 from .processes import redis_process
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
 
+pytest_plugins = ["bitbucket_signin.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(load_accounts(DATA / "accounts.yaml")) as server:
-        yield server
+def bitbucket_emulator_accounts() -> Path:
+    """The emulator of ``bitbucket_signin.pytest_plugin`` knows the test accounts."""
+    return DATA / "accounts.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +35,13 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def bitbucket(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The emulator, reset before and after the test (faults, codes, tokens, rate counters)."""
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
-    yield emulator
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+def bitbucket(bitbucket_emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The plugin's emulator, reset before and after the test (faults, codes, tokens, rate
+    counters)."""
+    reset = f"{bitbucket_emulator.url}/_emulator/reset"
+    requests.post(reset, timeout=5).raise_for_status()
+    yield bitbucket_emulator
+    requests.post(reset, timeout=5).raise_for_status()
 
 
 @pytest.fixture
@@ -54,9 +59,7 @@ def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
         "BITBUCKET_CLIENT_ID": CLIENT_ID,
         "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
         "BITBUCKET_CATALOG": str(catalog_file),
-        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket.url}/site/oauth2/authorize",
-        "BITBUCKET_TOKEN_URL": f"{bitbucket.url}/site/oauth2/access_token",
-        "BITBUCKET_API_BASE_URL": f"{bitbucket.url}/2.0",
+        **emulator_settings(bitbucket.url),
         "BITBUCKET_TIMEOUT": 2.0,
         "BITBUCKET_CATALOG_CHECK_INTERVAL": 0.05,
     }

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -21,6 +21,9 @@ from requests.adapters import HTTPAdapter
 from werkzeug.serving import make_server
 
 from bitbucket_signin.emulator import EmulatorServer, generated_account
+from bitbucket_signin.testing import grant_at_emulator
+from bitbucket_signin.testing import sign_in as sign_in  # the tests' helpers, from the package
+from bitbucket_signin.testing import start_sign_in as start_sign_in
 
 DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
@@ -82,36 +85,6 @@ def client_at(address: str) -> Iterator[requests.Session]:
     with requests.Session() as http:
         http.mount("http://", _SourceAddressAdapter(address))
         yield http
-
-
-def start_sign_in(http: requests.Session, app_url: str, next_path: str = "/") -> str:
-    """Press "Sign in with Bitbucket"; returns the authorize URL the app sent the browser to."""
-    response = http.get(
-        f"{app_url}/api/auth/bitbucket/start", params={"next": next_path}, allow_redirects=False
-    )
-    assert response.status_code == 302, response.text
-    return response.headers["Location"]
-
-
-def grant_at_emulator(emulator_url: str, authorize_url: str, account: str) -> str:
-    """Press the account's button on the emulator's authorize page; returns the callback URL."""
-    query = urlsplit(authorize_url).query
-    response = requests.get(
-        f"{emulator_url}/_emulator/authorize-as/{quote(account)}?{query}",
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, response.text
-    return response.headers["Location"]
-
-
-def sign_in(
-    http: requests.Session, app_url: str, emulator_url: str, account: str, next_path: str = "/"
-) -> requests.Response:
-    """The whole sign-in over real HTTP; returns the app's answer to the callback."""
-    authorize_url = start_sign_in(http, app_url, next_path)
-    callback_url = grant_at_emulator(emulator_url, authorize_url, account)
-    return http.get(callback_url, allow_redirects=False, timeout=30)
 
 
 def finish_sign_in(
