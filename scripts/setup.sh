@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project into it; with --test also the test tools,
+# Creates .venv and installs the project into it; with --test also the test and docs tools,
 # Chromium and redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ "${1:-}" = "--test" ]; then
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  .venv/bin/python -m pip install --quiet -e ".[test,docs]"
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)          # the browser tests
   command -v redis-server >/dev/null || missing+=(redis-server)  # the session-store tests
