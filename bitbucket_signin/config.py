@@ -207,8 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "HSTS",
         "max-age=31536000; includeSubDomains",
-        "`Strict-Transport-Security` on every response served over https, never over http; "
-        "`false` switches it off; needs `BITBUCKET_SECURITY_HEADERS`.",
+        "`Strict-Transport-Security` on every response served over https "
+        "(`request.is_secure`: behind a proxy, with ProxyFix), never over http; `false` "
+        "switches it off; needs `BITBUCKET_SECURITY_HEADERS`.",
     ),
 )
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in SETTINGS if not item.required}

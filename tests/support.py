@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import threading
@@ -247,9 +248,29 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def readme() -> str:
-    """The README's text, for tests that check it says what they prove."""
-    return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def docs_page(name: str) -> str:
+    """A page of the docs site (``docs/NAME.md``), for tests that check it says what they
+    prove; the settings table in it as the site shows it."""
+    text = (DOCS / f"{name}.md").read_text(encoding="utf-8")
+    return text.replace(_settings_table.MARKER, _settings_table.settings_table())
+
+
+def _load_settings_table() -> Any:
+    """The docs' hook that makes the settings table (it is no module of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "settings_table", DOCS / "hooks/settings_table.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_settings_table = _load_settings_table()
 
 
 def percentiles(seconds: list[float]) -> str:
