@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from .catalog import ACCOUNT_ID_ANNOTATION, USER_ID_ANNOTATION, USERNAME_ANNOTATION, UserEntity
 from .client import EMAILS
 from .extension import SignInState, get_state
+from .identity_keys import ascii_lower
 from .profile import BitbucketProfile, Workspace, braced_uuid
 from .session import write_sign_in
 
@@ -65,7 +66,8 @@ class SignedInClient(FlaskClient):
         """
         extension = get_state(self.application)
         profile = user if isinstance(user, BitbucketProfile) else profile_for(extension, user)
-        identity = extension.resolve(profile)  # a SignInError says why the app refuses it
+        with self.application.app_context():  # as on a request: custom resolvers may need it
+            identity = extension.resolve(profile)  # a SignInError says why the app refuses it
         if isinstance(user, str) and identity.user_entity_ref != _user_ref(user):
             raise ValueError(
                 f"{user}: the app's resolvers sign its Bitbucket profile in as "
@@ -108,7 +110,7 @@ def _user_ref(ref: str) -> str:
     """A full User ref: ``jdoe`` is ``user:default/jdoe``, ``user:jdoe`` too."""
     kind, _, rest = ref.rpartition(":") if ":" in ref else ("user", "", ref)
     namespace, _, name = rest.rpartition("/") if "/" in rest else ("default", "", rest)
-    return f"{kind or 'user'}:{namespace}/{name}".lower()
+    return ascii_lower(f"{kind or 'user'}:{namespace}/{name}")
 
 
 def emulator_settings(emulator_url: str) -> dict[str, str]:
