@@ -1,6 +1,31 @@
-"""The exceptions of bitbucket-signin; each carries a message fit to show or log."""
+"""The exceptions of bitbucket-signin; each carries a message fit to show or log. Also how a
+value or another exception appears inside such a message."""
 
 from __future__ import annotations
+
+import json
+import reprlib
+from typing import Any
+
+from .profile import BitbucketProfile
+
+ONE_LINE_LIMIT = 300  # characters of another exception's message kept in one of ours
+
+
+def quoted(value: Any, *, limit: int | None = 80) -> str:
+    """A value for a message: JSON-quoted and escaped (so also a YAML string), cut to ``limit``
+    characters (even a YAML alias bomb: non-strings through :func:`reprlib.repr`) unless
+    ``limit`` is ``None``."""
+    text = value if isinstance(value, str) else reprlib.repr(value)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return json.dumps(text, ensure_ascii=False)
+
+
+def one_line(error: BaseException) -> str:
+    """Another exception's message inside one of ours: whitespace collapsed to single spaces,
+    at most ``ONE_LINE_LIMIT`` characters; the exception's type when it has no message."""
+    return " ".join(str(error).split())[:ONE_LINE_LIMIT] or type(error).__name__
 
 
 class ConfigError(Exception):
@@ -45,3 +70,40 @@ class SessionStoreUnavailableError(SignInError):
             "Sign-in sessions are unavailable right now, so this page cannot tell who you are. "
             "Please try again in a moment."
         )
+
+
+class UpstreamError(SignInError):
+    """Bitbucket failed, refused or timed out; the status is 502, 503 or 504."""
+
+    status = 502
+
+    def __init__(
+        self, message: str, *, status: int | None = None, upstream_status: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.upstream_status = upstream_status
+
+
+NOT_IN_CATALOG_MESSAGE = (
+    "Failed to sign-in, unable to resolve user identity. Please verify that your catalog "
+    "contains the expected User entities that would match your configured sign-in resolver."
+)
+
+
+class UserNotInCatalogError(NotFoundError):
+    """No resolver of the chain found the visitor; says what an administrator should add.
+
+    ``attempts`` pairs each resolver's name with its message; ``suggestion`` is a YAML
+    snippet for the visitor's User entity.
+    """
+
+    def __init__(
+        self,
+        profile: BitbucketProfile,
+        attempts: tuple[tuple[str, str], ...],
+        suggestion: str,
+    ) -> None:
+        super().__init__(NOT_IN_CATALOG_MESSAGE)
+        self.profile = profile
+        self.attempts = attempts
+        self.suggestion = suggestion

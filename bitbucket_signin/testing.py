@@ -20,9 +20,9 @@ from urllib.parse import quote, urlsplit
 import requests
 from flask.testing import FlaskClient
 
+from .app_extension import AppExtension, get_extension
 from .catalog import ACCOUNT_ID_ANNOTATION, USER_ID_ANNOTATION, USERNAME_ANNOTATION, UserEntity
 from .client import EMAILS
-from .extension import SignInState, get_state
 from .identity_keys import ascii_lower
 from .profile import BitbucketProfile, Workspace, braced_uuid
 from .session import write_sign_in
@@ -64,7 +64,7 @@ class SignedInClient(FlaskClient):
         Raises ``ValueError`` when the app's resolvers would not sign that profile in as the
         named user (or at all), as the app itself would refuse it.
         """
-        extension = get_state(self.application)
+        extension = get_extension(self.application)
         profile = user if isinstance(user, BitbucketProfile) else profile_for(extension, user)
         with self.application.app_context():  # as on a request: custom resolvers may need it
             identity = extension.resolve(profile)  # a SignInError says why the app refuses it
@@ -81,7 +81,7 @@ class SignedInClient(FlaskClient):
         return kept
 
 
-def profile_for(extension: SignInState, ref: str) -> BitbucketProfile:
+def profile_for(extension: AppExtension, ref: str) -> BitbucketProfile:
     """The Bitbucket profile of the catalog user ``ref``, made from its annotations and email.
 
     The uuid is the ``bitbucket.org/user-id`` annotation (else one made from the ref); the

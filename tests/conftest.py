@@ -11,8 +11,8 @@ import pytest
 import requests
 from flask import Flask
 
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.standalone import create_app
 from bitbucket_signin.testing import emulator_settings
 
 from .processes import redis_process

@@ -1,5 +1,6 @@
 """The sdist and the wheel build cleanly, and the wheel alone, installed into a fresh virtual
-environment with its dependencies, signs a person in: templates and static files included."""
+environment with its dependencies, signs a person in: templates, static files and py.typed
+included."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import venv
 from pathlib import Path
 
 import pytest
+
+from bitbucket_signin import __version__
 
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, JANE, SECRET_KEY
 
@@ -76,8 +79,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sdist_and_wheel_pass_twine_check(dist: Path) -> None:
     built = sorted(path.name for path in dist.iterdir())
     assert len(built) == 2
-    assert built[0].endswith("-py3-none-any.whl")
-    assert built[1].endswith(".tar.gz")
+    assert built[0] == f"bitbucket_signin-{__version__}-py3-none-any.whl"
+    assert built[1] == f"bitbucket_signin-{__version__}.tar.gz"
     check = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
         capture_output=True,
@@ -106,6 +109,7 @@ def test_the_wheel_alone_signs_in_from_a_fresh_environment(dist: Path, tmp_path:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    assert (Path(site) / "bitbucket_signin" / "py.typed").is_file()
     result = subprocess.run(
         [
             str(python),

@@ -10,16 +10,17 @@ from .accounts import (
     Consumer,
     Email,
     EmulatorConfig,
-    Workspace,
+    WorkspaceMembership,
     config_from_dict,
     generated_account,
     generated_accounts,
     load_accounts,
 )
-from .app import EmulatorState, create_app, emulator_state
+from .app import create_app
 from .faults import ENDPOINTS, Fault, FaultError, FaultRegistry, fault_from_dict, parse_fault_spec
 from .loopback import ListenAddressError
 from .server import EmulatorServer
+from .state import EmulatorState, emulator_state
 
 __all__ = [
     "ENDPOINTS",
@@ -34,7 +35,7 @@ __all__ = [
     "FaultError",
     "FaultRegistry",
     "ListenAddressError",
-    "Workspace",
+    "WorkspaceMembership",
     "config_from_dict",
     "create_app",
     "emulator_state",

@@ -10,9 +10,10 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from .accounts import EmulatorConfig
-from .app import EmulatorState, create_app, emulator_state
+from .app import create_app
 from .faults import Fault
 from .loopback import check_listen_address, warn_exposed
+from .state import EmulatorState, emulator_state
 
 
 class EmulatorServer:
