@@ -4,6 +4,7 @@ in through the emulator over real HTTP."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,18 @@ def test_the_backstage_app_config_deployment(
             http.cookies.clear()
             assert sign_in(http, url, bitbucket.url, account).status_code == 302
             assert http.get(f"{url}/").json()["userEntityRef"] == f"user:default/{ref}"
+        http.close()  # no kept-alive connection for gunicorn to wait on when it stops
+
+
+def test_the_factorys_own_tests_pass() -> None:
+    """The example tests of docs/testing.md: the portal's tests with bitbucket_signin.testing
+    and the plugin's emulator, run as their own pytest from the example's folder."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=EXAMPLES / "factory",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
