@@ -15,6 +15,7 @@ from .catalog import CatalogStore
 from .client import BitbucketClient, SignInLimit
 from .config import Settings
 from .errors import CatalogError, ConfigError, SignInError
+from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
@@ -54,6 +55,12 @@ class AppExtension:
         )
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
+        secret = app.secret_key
+        self.signing_keys = load_signing_keys(
+            settings.signing_key,
+            settings.previous_public_keys,
+            secret if isinstance(secret, bytes) else str(secret).encode(),
+        )
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
         self.metrics: Metrics | None = None

@@ -23,6 +23,7 @@ from limits import parse_many
 
 from .errors import ConfigError, one_line
 from .identity_keys import ascii_lower
+from .redirects import bare_origin, url_origin
 
 PREFIX = "BITBUCKET_"
 
@@ -211,6 +212,52 @@ SETTINGS: tuple[Setting, ...] = (
         "(`request.is_secure`: behind a proxy, with ProxyFix), never over http; `false` "
         "switches it off; needs `BITBUCKET_SECURITY_HEADERS`.",
     ),
+    # The Backstage frontend protocol and the identity token.
+    Setting(
+        "ENVIRONMENT",
+        "development",
+        "Backstage's `auth.environment`: the `env` a frontend must send; with "
+        "`BITBUCKET_APP_CONFIG` it also picks the provider block.",
+    ),
+    Setting(
+        "APP_BASE_URL",
+        None,
+        "The Backstage app's `app.baseUrl`: its origin is allowed, and a failed redirect-flow "
+        "sign-in returns there with `?error=`.",
+    ),
+    Setting(
+        "ALLOWED_ORIGINS",
+        [],
+        "The Backstage app origins (`scheme://host[:port]`, exactly: no path, no `*` pattern; "
+        "`https://`, or `http://` on loopback) that may sign in through the frontend "
+        "protocol, read `/refresh` and sign out.",
+        default_doc="none (with `BITBUCKET_APP_BASE_URL`, its origin)",
+    ),
+    Setting(
+        "TOKEN_EXPIRATION",
+        3600,
+        "The identity token's lifetime (a duration, as for `BITBUCKET_SESSION_DURATION`), "
+        "clamped to 600 to 86,400 s as Backstage does.",
+    ),
+    Setting(
+        "TOKEN_OWNERSHIP_CLAIM",
+        True,
+        "Put the ownership refs into the token's `ent` claim; `false` leaves it out "
+        "(Backstage's `omitIdentityTokenOwnershipClaim`).",
+    ),
+    Setting(
+        "SIGNING_KEY",
+        None,
+        "Path of the EC P-256 private key (unencrypted PEM) that signs identity tokens; a "
+        "file that is not one stops start-up.",
+        default_doc='derived from `SECRET_KEY` (see "The identity token")',
+    ),
+    Setting(
+        "PREVIOUS_PUBLIC_KEYS",
+        [],
+        "Paths of PEM public keys (or private keys: only the public half is used) of earlier "
+        "signing keys, still published so that tokens they signed verify until they expire.",
+    ),
 )
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in SETTINGS if not item.required}
 
@@ -255,6 +302,9 @@ RATE_LIMIT_OFF = frozenset({"off", "false"})  # and False; any other text must b
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 # Sockets and locks cannot wait much beyond 2**33 seconds; a day already bounds nothing.
 MAX_TIMEOUT_SECONDS = 24 * 60 * 60
+# Backstage clamps its identity token's lifetime (auth.backstageTokenExpiration) so.
+MIN_TOKEN_EXPIRATION_SECONDS = 10 * 60
+MAX_TOKEN_EXPIRATION_SECONDS = 24 * 60 * 60
 CALLBACK_ROUTE = "/handler/frame"  # under BITBUCKET_URL_PREFIX
 OWN_FILES_PATH = "/_bitbucket_signin"  # the extension's stylesheet and static files
 # Each route of the extension: the setting that places it (None: fixed), and what it serves.
@@ -266,6 +316,8 @@ ROUTE_OWNERS: dict[str, tuple[str | None, str]] = {
     "refresh": ("URL_PREFIX", "the profile refresh"),
     "logout": ("URL_PREFIX", "sign-out"),
     "logout_everywhere": ("URL_PREFIX", "sign-out everywhere"),
+    "jwks": ("URL_PREFIX", "the identity token's public keys (one level above it)"),
+    "openid_configuration": ("URL_PREFIX", "the issuer's discovery document (one level above it)"),
     "signin": ("SIGNIN_URL", "the sign-in page"),
     "health": ("HEALTH_PATH", "the health check"),
     "metrics": ("METRICS_PATH", "the metrics"),
@@ -336,6 +388,13 @@ class Settings:
     rate_limit: str | None
     rate_limit_storage_url: str = field(repr=False)  # may hold a Redis password
     hsts: str | None
+    environment: str
+    app_base_url: str | None
+    allowed_origins: frozenset[str]  # app.baseUrl's origin and the extra allowed origins
+    token_expiration: int  # seconds
+    token_ownership_claim: bool
+    signing_key: Path | None
+    previous_public_keys: tuple[Path, ...]
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -345,12 +404,14 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     values = {item.name: config.get(PREFIX + item.name, item.default) for item in SETTINGS}
     names = {key: PREFIX + key for key in values}
     if values["APP_CONFIG"]:
-        for key, value in read_app_config(values["APP_CONFIG"], environ).items():
+        chosen = config.get(PREFIX + "ENVIRONMENT") or None
+        for key, value in read_app_config(values["APP_CONFIG"], environ, chosen).items():
             if config.get(PREFIX + key) in (None, "", []):
                 values[key] = value
                 names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
 
     url_prefix = _path(values, "URL_PREFIX")
+    app_base_url = _url(values, "APP_BASE_URL", names) if values["APP_BASE_URL"] else None
     settings = Settings(
         client_id=_required_text(values, "CLIENT_ID"),
         client_secret=_required_text(values, "CLIENT_SECRET"),
@@ -389,6 +450,16 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             values["RATE_LIMIT_STORAGE_URL"] or _limiter_url(values["SESSION_REDIS_URL"])
         ),
         hsts=_hsts(values["HSTS"]),
+        environment=_required_text(values, "ENVIRONMENT"),
+        app_base_url=app_base_url,
+        allowed_origins=_allowed_origins(values, names, app_base_url),
+        token_expiration=_token_expiration(values, names),
+        token_ownership_claim=_flag(values["TOKEN_OWNERSHIP_CLAIM"]),
+        signing_key=_optional_file(values, "SIGNING_KEY"),
+        previous_public_keys=tuple(
+            _file(path, "PREVIOUS_PUBLIC_KEYS")
+            for path in _text_list(values["PREVIOUS_PUBLIC_KEYS"], "PREVIOUS_PUBLIC_KEYS")
+        ),
     )
     refuse_taken_paths(settings, app_rules=())
     return settings
@@ -403,6 +474,9 @@ def route_paths(settings: Settings) -> dict[str, str]:
         "callback": under_prefix(settings.url_prefix, CALLBACK_ROUTE),
         "refresh": under_prefix(settings.url_prefix, "/refresh"),
         "logout": under_prefix(settings.url_prefix, "/logout"),
+        "jwks": auth_base_path(settings.url_prefix) + "/.well-known/jwks.json",
+        "openid_configuration": auth_base_path(settings.url_prefix)
+        + "/.well-known/openid-configuration",
         "signin": settings.signin_url,
     }
     if settings.session_redis_url:
@@ -417,6 +491,13 @@ def route_paths(settings: Settings) -> dict[str, str]:
 def under_prefix(url_prefix: str, route: str) -> str:
     """``route`` (``/start``) under ``BITBUCKET_URL_PREFIX`` (which may be ``/``)."""
     return url_prefix.rstrip("/") + route
+
+
+def auth_base_path(url_prefix: str) -> str:
+    """Backstage's auth base path, the provider's prefix one level up (``/api/auth`` for
+    ``/api/auth/bitbucket``; empty for a prefix of one segment or ``/``): the identity
+    token's issuer and where its keys are published."""
+    return url_prefix.rstrip("/").rpartition("/")[0]
 
 
 def refuse_taken_paths(settings: Settings, app_rules: Iterable[tuple[str, str]]) -> None:
@@ -443,8 +524,12 @@ def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) -> dict[str, Any]:
-    """The Bitbucket provider block of a Backstage ``app-config.yaml``, as our setting names."""
+def read_app_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str], environment: str | None = None
+) -> dict[str, Any]:
+    """What a Backstage ``app-config.yaml`` says, as our setting names: the Bitbucket provider
+    block of ``environment`` (default: ``auth.environment``), ``app.baseUrl``, the extra
+    allowed origins and the identity token's settings."""
     key = PREFIX + "APP_CONFIG"
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -452,7 +537,7 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
         raise ConfigError(f"{key}: cannot read {path}: {one_line(error)}") from None
     document = _substitute_env(document, environ, key)
     auth = _mapping(document, "auth", f"{key}: {path}")
-    environment = auth.get("environment", "development")
+    environment = environment or str(auth.get("environment", DEFAULTS["ENVIRONMENT"]))
     providers = _mapping(auth, "providers", f"{key}: {path}: auth")
     bitbucket = _mapping(providers, "bitbucket", f"{key}: {path}: auth.providers")
     block = _mapping(bitbucket, environment, f"{key}: {path}: auth.providers.bitbucket")
@@ -467,6 +552,16 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
     sign_in = block.get("signIn")
     if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
         settings["SIGNIN_RESOLVERS"] = sign_in["resolvers"]
+    settings["ENVIRONMENT"] = environment
+    app = document.get("app")
+    if isinstance(app, Mapping) and app.get("baseUrl"):
+        settings["APP_BASE_URL"] = app["baseUrl"]
+    if "experimentalExtraAllowedOrigins" in auth:
+        settings["ALLOWED_ORIGINS"] = auth["experimentalExtraAllowedOrigins"]
+    if "backstageTokenExpiration" in auth:
+        settings["TOKEN_EXPIRATION"] = auth["backstageTokenExpiration"]
+    if "omitIdentityTokenOwnershipClaim" in auth:
+        settings["TOKEN_OWNERSHIP_CLAIM"] = not _flag(auth["omitIdentityTokenOwnershipClaim"])
     return settings
 
 
@@ -589,12 +684,15 @@ def _catalog_path(values: Mapping[str, Any]) -> Path:
 
 def _url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) -> str:
     """An absolute URL: ``https://``, or ``http://`` to this machine only (demo and tests)."""
-    value = _required_text(values, name)
+    return _checked_url(_required_text(values, name), names[name])
+
+
+def _checked_url(value: str, label: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"{names[name]}: {value!r} is not an absolute http(s) URL")
+        raise ConfigError(f"{label}: {value!r} is not an absolute http(s) URL")
     if value.startswith("http://") and not is_loopback(urlsplit(value).hostname):
         raise ConfigError(
-            f"{names[name]}: {value!r} is plain http to another machine: use https "
+            f"{label}: {value!r} is plain http to another machine: use https "
             "(http is only for localhost, 127.0.0.0/8 and ::1)"
         )
     return value
@@ -636,6 +734,42 @@ def _path(values: Mapping[str, Any], name: str) -> str:
             "no empty segment, no <converter>)"
         )
     return value.rstrip("/") or "/"
+
+
+def _allowed_origins(
+    values: Mapping[str, Any], names: Mapping[str, str], app_base_url: str | None
+) -> frozenset[str]:
+    """The app origins a Backstage frontend may sign in from: ``app.baseUrl``'s and each
+    listed one, exactly (no patterns), https or loopback http like the other URLs."""
+    name = names["ALLOWED_ORIGINS"]
+    origins = {url_origin(app_base_url)} if app_base_url else set()
+    for text in _text_list(values["ALLOWED_ORIGINS"], "ALLOWED_ORIGINS"):
+        found = bare_origin(text.strip())
+        if found is None:
+            raise ConfigError(
+                f"{name}: {text!r} is not an origin (scheme://host[:port], no path or pattern)"
+            )
+        origins.add(_checked_url(found, name))
+    return frozenset(origin for origin in origins if origin)
+
+
+def _token_expiration(values: Mapping[str, Any], names: Mapping[str, str]) -> int:
+    """The identity token's lifetime in whole seconds, clamped as Backstage does."""
+    duration = parse_duration(values["TOKEN_EXPIRATION"], names["TOKEN_EXPIRATION"])
+    seconds = int(duration.total_seconds()) if duration else int(DEFAULTS["TOKEN_EXPIRATION"])
+    return min(max(seconds, MIN_TOKEN_EXPIRATION_SECONDS), MAX_TOKEN_EXPIRATION_SECONDS)
+
+
+def _optional_file(values: Mapping[str, Any], name: str) -> Path | None:
+    value = values[name]
+    return _file(value, name) if value not in (None, "") else None
+
+
+def _file(value: Any, name: str) -> Path:
+    path = Path(str(value).strip())
+    if not path.is_file():
+        raise ConfigError(f"{PREFIX}{name}: {path} is not a readable file")
+    return path
 
 
 def _callback_url(

@@ -24,15 +24,37 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.wrappers import Response as BaseResponse
 
 from .app_extension import AppExtension, get_extension
 from .client import Deadline
-from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
+from .config import (
+    CALLBACK_ROUTE,
+    OWN_FILES_PATH,
+    Settings,
+    auth_base_path,
+    is_loopback,
+    route_paths,
+    under_prefix,
+)
 from .errors import (
     SessionStoreUnavailableError,
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
+)
+from .frontend import (
+    FrontendSignIn,
+    allow_origin,
+    answer_failure,
+    answer_success,
+    client_auth_response,
+    frontend_sign_in,
+    identity_token,
+    is_frontend_call,
+    json_error,
+    preflight,
+    refused_call,
 )
 from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .profile import BitbucketProfile
@@ -80,8 +102,18 @@ def create_blueprint(settings: Settings) -> Blueprint:
     blueprint.add_url_rule(paths["signin"], "signin", signin_page)
     blueprint.add_url_rule(paths["start"], "start", start)
     blueprint.add_url_rule(paths["callback"], "callback", callback)
-    blueprint.add_url_rule(paths["refresh"], "refresh", refresh)
-    blueprint.add_url_rule(paths["logout"], "logout", logout, methods=["POST"])
+    for endpoint, view, answer_preflight, methods in (
+        ("refresh", refresh, refresh_preflight, ["GET", "POST"]),
+        ("logout", logout, logout_preflight, ["POST"]),
+    ):
+        blueprint.add_url_rule(
+            paths[endpoint], endpoint, view, methods=methods, provide_automatic_options=False
+        )
+        blueprint.add_url_rule(
+            paths[endpoint], f"{endpoint}_preflight", answer_preflight, methods=["OPTIONS"]
+        )
+    blueprint.add_url_rule(paths["jwks"], "jwks", jwks)
+    blueprint.add_url_rule(paths["openid_configuration"], "openid_configuration", openid_config)
     if "logout_everywhere" in paths:
         blueprint.add_url_rule(
             paths["logout_everywhere"], "logout_everywhere", logout_everywhere, methods=["POST"]
@@ -90,6 +122,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     if "health" in paths:
         blueprint.add_url_rule(paths["health"], "health", health)
     blueprint.after_request(_no_store)
+    blueprint.after_request(_cross_origin)
     return blueprint
 
 
@@ -104,24 +137,31 @@ def signin_page() -> ResponseReturnValue:
 
 
 def start() -> ResponseReturnValue:
-    """Remember ``next`` and send the browser to Bitbucket with state and PKCE.
+    """Remember ``next`` (or a Backstage frontend's ``origin``, ``flow``, ``scope``, ``env``
+    and ``redirectUrl``) and send the browser to Bitbucket with state and PKCE.
 
-    ``next`` is kept with Authlib's pending state (the verifier and redirect_uri), so it
-    expires and is forgotten with it; one too long to keep in the cookie becomes ``/``.
+    What is remembered is kept with Authlib's pending state (the verifier and redirect_uri),
+    so it expires and is forgotten with it; a ``next`` too long to keep in the cookie
+    becomes ``/``.
     """
     extension = get_extension()
     next_path = safe_next(request.args.get("next"))
     try:
+        frontend = frontend_sign_in(request.args, extension.settings)
         redirect_uri = _callback_url(extension.settings)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
     authorization = extension.oauth_app.create_authorization_url(redirect_uri)
+    if frontend is not None:
+        kept = frontend.pending_data()
+    else:
+        kept = {"next": next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/"}
     extension.oauth_app.save_authorize_data(
         state=authorization["state"],
         code_verifier=authorization["code_verifier"],
         redirect_uri=redirect_uri,
-        next=next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/",
+        **kept,
     )
     return redirect(authorization["url"])
 
@@ -135,19 +175,29 @@ def callback() -> ResponseReturnValue:
     extension = get_extension()
     returned_state = request.args.get("state", "")
     next_path = "/"
+    frontend: FrontendSignIn | None = None
     try:
-        next_path = safe_next(_pending_sign_in(returned_state).get("next"))
+        pending = _pending_sign_in(returned_state)
+        frontend = FrontendSignIn.from_pending(pending)
+        next_path = safe_next(pending.get("next"))
         _check_provider_error()
         profile = _ask_bitbucket(extension)
         identity = extension.resolve(profile)
+        issuer = _issuer(extension.settings) if frontend is not None else ""
     except SignInError as error:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
+        if frontend is not None:
+            return answer_failure(frontend, error, extension.settings)
         return error_page(error, next_path)
     user = start_session(extension, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
-    response = redirect(next_path)
+    response: BaseResponse
+    if frontend is not None:
+        response = answer_success(frontend, _auth_response(user, frontend.scope, issuer))
+    else:
+        response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -162,30 +212,43 @@ def _ask_bitbucket(extension: AppExtension) -> BitbucketProfile:
 
 
 def refresh() -> tuple[Response, int] | Response:
-    """Backstage's refresh answer for the signed-in person, as JSON."""
-    if request.headers.get("X-Requested-With") != "XMLHttpRequest":
-        return _auth_error("Invalid X-Requested-With header")
+    """Backstage's refresh answer for the signed-in person, as JSON (GET or POST)."""
+    settings = get_extension().settings
+    refused = refused_call(settings)
+    if refused is not None:
+        return refused
     if not isinstance(current_user, CatalogUser):  # nobody, or a user of the app's own login
-        return _auth_error("You are not signed in with Bitbucket")
-    user: CatalogUser = current_user
-    return jsonify(
-        profile={
-            "displayName": user.profile.display_name,
-            "email": user.email,
-            "picture": user.profile.avatar_url,
-        },
-        backstageIdentity={
-            "identity": {
-                "type": "user",
-                "userEntityRef": user.user_entity_ref,
-                "ownershipEntityRefs": list(user.ownership_entity_refs),
-            }
-        },
+        return json_error(401, "You are not signed in with Bitbucket")
+    try:
+        issuer = _issuer(settings)
+    except SignInError as error:
+        return json_error(error.status, error.message)
+    return jsonify(_auth_response(current_user, request.args.get("scope", ""), issuer))
+
+
+def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict[str, Any]:
+    """The ``ClientAuthResponse`` for ``user`` (``/refresh`` and the popup's message), with
+    a fresh identity token. No ``providerInfo.accessToken``: no provider token is kept."""
+    extension = get_extension()
+    settings = extension.settings
+    now = (settings.clock or time.time)()
+    return client_auth_response(
+        user,
+        identity_token=identity_token(
+            user, extension.signing_keys, settings, issuer=issuer, now=now
+        ),
+        expires_in=settings.token_expiration,
+        requested_scope=requested_scope,
+        settings=settings,
     )
 
 
 def logout() -> ResponseReturnValue:
-    """Sign out; a POST carrying the session's CSRF token."""
+    """Sign out: a POST carrying the session's CSRF token, or a frontend's call with
+    ``X-Requested-With`` from an allowed origin (200, empty)."""
+    if is_frontend_call() and not request.headers.get("X-CSRF-Token"):
+        refused = refused_call(get_extension().settings)
+        return refused if refused is not None else _sign_out()
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     return _sign_out()
@@ -234,6 +297,40 @@ def health() -> tuple[Response, int]:
         },
     }
     return jsonify(body), 200 if ready else 503
+
+
+def jwks() -> Response:
+    """The public keys that verify identity tokens (JSON Web Key Set)."""
+    response = jsonify(get_extension().signing_keys.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def openid_config() -> tuple[Response, int] | Response:
+    """Discovery for services that verify identity tokens: the issuer and its keys."""
+    settings = get_extension().settings
+    try:
+        issuer = _issuer(settings)
+    except SignInError as error:
+        return json_error(error.status, error.message)
+    response = jsonify(
+        issuer=issuer,
+        jwks_uri=issuer + "/.well-known/jwks.json",
+        response_types_supported=["id_token"],
+        subject_types_supported=["public"],
+        id_token_signing_alg_values_supported=["ES256"],
+        claims_supported=["iss", "sub", "aud", "iat", "exp", "ent"],
+    )
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _issuer(settings: Settings) -> str:
+    """The auth base URL (``…/api/auth``): the callback URL's origin and the path in front
+    of the callback route, and the provider prefix one level up."""
+    callback = urlsplit(_callback_url(settings))
+    mounted_at = callback.path[: -len(under_prefix(settings.url_prefix, CALLBACK_ROUTE))]
+    return f"{callback.scheme}://{callback.netloc}{mounted_at}{auth_base_path(settings.url_prefix)}"
 
 
 def _iso_time(timestamp: float | None) -> str | None:
@@ -288,8 +385,12 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     """The 503 page for a request whose session Redis could not read."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
+        body, status = json_error(error.status, error.message)
+        return body, status, headers
     page, status = error_page(error)
-    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    return page, status, headers
 
 
 def _pending_sign_in(returned_state: str) -> dict[str, Any]:
@@ -367,8 +468,18 @@ def _log_refusal(error: SignInError) -> None:
     logger.log(level, "Sign-in refused (%s): %s", error.status, error.message)
 
 
-def _auth_error(message: str) -> tuple[Response, int]:
-    return jsonify(error={"name": "AuthenticationError", "message": message}), 401
+def refresh_preflight() -> Response:
+    return preflight(get_extension().settings, "GET, POST")
+
+
+def logout_preflight() -> Response:
+    return preflight(get_extension().settings, "POST")
+
+
+def _cross_origin(response: Response) -> Response:
+    if request.endpoint in ("bitbucket_signin.refresh", "bitbucket_signin.logout"):
+        return allow_origin(response, get_extension().settings)
+    return response
 
 
 def _no_store(response: Response) -> Response:
