@@ -12,9 +12,10 @@ from flask_login import LoginManager
 
 from ._version import __version__
 from .catalog import CatalogStore
+from .catalog.check import no_users
 from .client import BitbucketClient, SignInLimit
 from .config import Settings
-from .errors import CatalogError, ConfigError, SignInError
+from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
 from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .oauth import bitbucket_oauth_app
@@ -41,9 +42,13 @@ class AppExtension:
             max_bytes=settings.catalog_max_bytes,
         )
         try:
-            self.catalog_store.load()
+            catalog = self.catalog_store.load()
         except CatalogError as error:
-            raise ConfigError(f"BITBUCKET_CATALOG: {error}") from None
+            raise CatalogConfigError(f"BITBUCKET_CATALOG: {error}", settings.catalog_path) from None
+        if not catalog.users:
+            raise CatalogConfigError(
+                f"BITBUCKET_CATALOG: {no_users(settings.catalog_path)}", settings.catalog_path
+            )
         user_agent = f"bitbucket-signin/{__version__}"
         self.client = BitbucketClient(
             settings.api_base_url,
@@ -69,7 +74,7 @@ class AppExtension:
         """The catalog identity of ``profile`` now; raises a ``SignInError`` when there is none."""
         refusal = workspace_refusal(profile, self.settings.allowed_workspaces)
         if refusal is not None:
-            raise SignInError(refusal, status=403)
+            raise SignInError(refusal, status=403, reason="WorkspaceNotAllowed")
         return resolve(self.resolvers, profile, self.catalog_store.current())
 
     def sign_out_everywhere(self, person: str) -> int:

@@ -46,7 +46,13 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("CLIENT_ID", None, "The OAuth consumer's key.", required=True),
     Setting("CLIENT_SECRET", None, "The OAuth consumer's secret.", required=True),
-    Setting("CATALOG", None, "The catalog file, YAML or JSON.", required=True),
+    Setting(
+        "CATALOG",
+        None,
+        "The catalog file, YAML or JSON.",
+        default_doc="the `catalog.locations` of `BITBUCKET_APP_CONFIG`; else required",
+        required=True,
+    ),
     Setting(
         "SIGNIN_RESOLVERS",
         ["userIdMatchingUserEntityAnnotation"],
@@ -562,7 +568,18 @@ def read_app_config(
         settings["TOKEN_EXPIRATION"] = auth["backstageTokenExpiration"]
     if "omitIdentityTokenOwnershipClaim" in auth:
         settings["TOKEN_OWNERSHIP_CLAIM"] = not _flag(auth["omitIdentityTokenOwnershipClaim"])
+    if _has_file_locations(document):
+        settings["CATALOG"] = str(path)  # the catalog loader reads its catalog.locations
     return settings
+
+
+def _has_file_locations(document: Mapping[str, Any]) -> bool:
+    """Whether ``catalog.locations`` lists an entry of ``type: file``."""
+    catalog = document.get("catalog")
+    locations = catalog.get("locations") if isinstance(catalog, Mapping) else None
+    return isinstance(locations, list) and any(
+        isinstance(location, Mapping) and location.get("type") == "file" for location in locations
+    )
 
 
 def parse_duration(value: Any, key: str) -> timedelta | None:

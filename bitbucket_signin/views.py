@@ -56,13 +56,13 @@ from .frontend import (
     preflight,
     refused_call,
 )
-from .oauth import PROVIDER, STALE_LINK, exchange_code
+from .oauth import PROVIDER, exchange_code, stale_link
 from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
-from .signals import sign_in_failed, signed_in, signed_out
+from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
 
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
@@ -149,6 +149,7 @@ def start() -> ResponseReturnValue:
     try:
         frontend = frontend_sign_in(request.args, extension.settings)
         redirect_uri = _callback_url(extension.settings)
+        _refuse_another_loopback_host(redirect_uri)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
@@ -175,6 +176,7 @@ def callback() -> ResponseReturnValue:
     extension = get_extension()
     returned_state = request.args.get("state", "")
     next_path = "/"
+    profile: BitbucketProfile | None = None
     frontend: FrontendSignIn | None = None
     try:
         pending = _pending_sign_in(returned_state)
@@ -187,12 +189,13 @@ def callback() -> ResponseReturnValue:
     except SignInError as error:
         session.pop(PENDING_STATE_PREFIX + returned_state, None)
         _log_refusal(error)
-        sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        sign_in_failed.send(app, error=error, profile=profile, flow=_flow(frontend))
         if frontend is not None:
             return answer_failure(frontend, error, extension.settings)
         return error_page(error, next_path)
     user = start_session(extension, identity, profile)
-    signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+    signed_in.send(current_app._get_current_object(), user=user, flow=_flow(frontend))  # type: ignore[attr-defined]
     response: BaseResponse
     if frontend is not None:
         response = answer_success(frontend, _auth_response(user, frontend.scope, issuer))
@@ -200,6 +203,12 @@ def callback() -> ResponseReturnValue:
         response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _flow(frontend: FrontendSignIn | None) -> str:
+    """The sign-in's flow, for the signals: a frontend's ``popup`` or ``redirect``, else
+    ``server`` (the sign-in page, then back to ``next``)."""
+    return frontend.flow if frontend is not None else SERVER_FLOW
 
 
 def _ask_bitbucket(extension: AppExtension) -> BitbucketProfile:
@@ -398,7 +407,7 @@ def _pending_sign_in(returned_state: str) -> dict[str, Any]:
     pending = session.get(PENDING_STATE_PREFIX + returned_state) if returned_state else None
     data = pending.get("data") if isinstance(pending, dict) else None
     if not isinstance(data, dict) or _expired(pending, time.time()):
-        raise SignInError(STALE_LINK, status=400)
+        raise stale_link()
     return data
 
 
@@ -416,11 +425,14 @@ def _check_provider_error() -> None:
         description = request.args.get("error_description")
         if description and code != "access_denied":
             message = f"{message} Bitbucket said: {description[:300]}"
-        raise SignInError(message, status=status)
+        raise SignInError(
+            message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
+        )
     if not request.args.get("code"):
         raise SignInError(
             "This sign-in link is incomplete. Please start again from the sign-in page.",
             status=400,
+            reason="IncompleteCallback",
         )
 
 
@@ -435,6 +447,27 @@ def _callback_url(settings: Settings) -> str:
             status=400,
         )
     return url_for("bitbucket_signin.callback", _external=True)
+
+
+def _refuse_another_loopback_host(redirect_uri: str) -> None:
+    """In development, a browser on ``localhost`` while the callback URL says ``127.0.0.1``
+    would come back without the session cookie that holds the pending sign-in, a cookie of
+    another host (ports do not matter to cookies): say so now, naming both, rather than
+    "expired" later. Only between loopback hosts: behind a proxy the host a request names may
+    differ from the public one by design.
+    """
+    callback, here = urlsplit(redirect_uri), urlsplit(request.host_url)
+    if not (is_loopback(callback.hostname) and is_loopback(here.hostname)):
+        return
+    if callback.hostname != here.hostname:
+        raise SignInError(
+            f"This page is open at {here.netloc}, but Bitbucket sends the sign-in back to "
+            f"{callback.netloc} (BITBUCKET_CALLBACK_URL), another host for the browser, "
+            f"which would lose the sign-in on the way. Open {callback.scheme}://"
+            f"{callback.netloc}/ instead, or set the callback URL to {here.netloc}.",
+            status=400,
+            reason="HostMismatch",
+        )
 
 
 def _host_is_trusted(host: str) -> bool:

@@ -4,6 +4,7 @@ included."""
 
 from __future__ import annotations
 
+import configparser
 import subprocess
 import sys
 import tarfile
@@ -110,6 +111,11 @@ def test_the_wheel_alone_signs_in_from_a_fresh_environment(dist: Path, tmp_path:
         text=True,
     ).stdout.strip()
     assert (Path(site) / "bitbucket_signin" / "py.typed").is_file()
+    assert (Path(site) / "bitbucket_signin" / "emulator" / "example_accounts.yaml").is_file()
+    (entry_points,) = Path(site).glob("bitbucket_signin-*.dist-info/entry_points.txt")
+    commands = configparser.ConfigParser()
+    commands.read_string(entry_points.read_text())
+    assert commands["flask.commands"]["bitbucket-signin"] == "bitbucket_signin.cli:cli"
     result = subprocess.run(
         [
             str(python),

@@ -16,10 +16,10 @@ MARKER = "<!-- settings -->"
 
 def default_text(setting: Setting) -> str:
     """The default as the docs show it."""
-    if setting.required:
-        return "required"
     if setting.default_doc is not None:
         return setting.default_doc
+    if setting.required:
+        return "required"
     value = setting.default
     if value is None or value == []:
         return "none"
