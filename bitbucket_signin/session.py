@@ -140,7 +140,7 @@ def _load_user(extension: AppExtension, profile: BitbucketProfile | None) -> Cat
     try:
         identity = extension.resolve(profile)
     except SignInError as error:
-        logger.info("Signing out %s %s: %s", profile.display_name, profile.uuid, error.message)
+        logger.info("Signing out %r %r: %s", profile.display_name, profile.uuid, error.message)
         session.clear()
         return None
     return CatalogUser(identity, profile)
