@@ -13,7 +13,7 @@ from flask_login import LoginManager
 from ._version import __version__
 from .catalog import CatalogStore
 from .catalog.check import no_users
-from .client import BitbucketClient, SignInLimit
+from .client import BitbucketClient
 from .config import Settings
 from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
 from .identity_token import load_signing_keys
@@ -22,6 +22,7 @@ from .oauth import bitbucket_oauth_app
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
+from .waiting import SignInLimit
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 

@@ -27,7 +27,6 @@ from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.wrappers import Response as BaseResponse
 
 from .app_extension import AppExtension, get_extension
-from .client import Deadline
 from .config import (
     CALLBACK_ROUTE,
     OWN_FILES_PATH,
@@ -64,6 +63,7 @@ from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
+from .waiting import Deadline
 
 PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most

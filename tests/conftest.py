@@ -13,10 +13,16 @@ from flask import Flask
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.standalone import create_app
-from bitbucket_signin.testing import emulator_settings
 
 from .processes import redis_process
-from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
+from .support import (
+    CATALOG_CHECK_INTERVAL,
+    DATA,
+    FakeClock,
+    reset_emulator,
+    serve,
+    signin_config,
+)
 
 pytest_plugins = ["bitbucket_signin.pytest_plugin"]
 
@@ -38,10 +44,9 @@ def redis_url() -> Iterator[str]:
 def bitbucket(bitbucket_emulator: EmulatorServer) -> Iterator[EmulatorServer]:
     """The plugin's emulator, reset before and after the test (faults, codes, tokens, rate
     counters)."""
-    reset = f"{bitbucket_emulator.url}/_emulator/reset"
-    requests.post(reset, timeout=5).raise_for_status()
+    reset_emulator(bitbucket_emulator.url)
     yield bitbucket_emulator
-    requests.post(reset, timeout=5).raise_for_status()
+    reset_emulator(bitbucket_emulator.url)
 
 
 @pytest.fixture
@@ -55,13 +60,9 @@ def catalog_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
     return {
-        "SECRET_KEY": SECRET_KEY,
-        "BITBUCKET_CLIENT_ID": CLIENT_ID,
-        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
-        "BITBUCKET_CATALOG": str(catalog_file),
-        **emulator_settings(bitbucket.url),
+        **signin_config(bitbucket.url, catalog_file),
         "BITBUCKET_TIMEOUT": 2.0,
-        "BITBUCKET_CATALOG_CHECK_INTERVAL": 0.05,
+        "BITBUCKET_CATALOG_CHECK_INTERVAL": CATALOG_CHECK_INTERVAL,
     }
 
 
