@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from flask_login import LoginManager
 
 from ._version import __version__
@@ -15,13 +15,15 @@ from .catalog import CatalogStore
 from .catalog.check import no_users
 from .client import BitbucketClient
 from .config import Settings
-from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
+from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError, TokensNotKeptError
 from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .oauth import bitbucket_oauth_app
+from .person_client import PersonClient
 from .profile import BitbucketProfile, workspace_refusal
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
+from .tokens import TokenStore
 from .waiting import SignInLimit
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
@@ -61,6 +63,7 @@ class AppExtension:
         )
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
         self.oauth_app = bitbucket_oauth_app(settings, user_agent)
+        self.user_agent = user_agent
         secret = app.secret_key
         self.signing_keys = load_signing_keys(
             settings.signing_key,
@@ -69,6 +72,7 @@ class AppExtension:
         )
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
+        self.tokens: TokenStore | None = None  # BITBUCKET_KEEP_TOKENS
         self.metrics: Metrics | None = None
 
     def resolve(self, profile: BitbucketProfile) -> Identity:
@@ -77,6 +81,13 @@ class AppExtension:
         if refusal is not None:
             raise SignInError(refusal, status=403, reason="WorkspaceNotAllowed")
         return resolve(self.resolvers, profile, self.catalog_store.current())
+
+    def person_client(self, person: str) -> PersonClient:
+        """Bitbucket's API as ``person`` (a uuid), signed in with this request's session."""
+        sid = getattr(session, "sid", None)
+        if self.tokens is None or not isinstance(sid, str):
+            raise TokensNotKeptError()
+        return PersonClient(self.settings, self.tokens, person, sid, self.user_agent)
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of the Bitbucket account ``person`` (its uuid); how many ended.

@@ -1,6 +1,7 @@
 """The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
 
-The session holds the Bitbucket identity the resolvers need, never a token. Each request
+The session holds the Bitbucket identity the resolvers need, never a token (kept tokens
+live beside it: see ``tokens.py``). Each request
 runs the resolver chain against the current catalog, so catalog edits apply at once.
 """
 
@@ -9,13 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, MutableMapping
+from functools import cached_property
 from typing import Any
 
 from flask import Flask, current_app, session
 from flask_login import UserMixin, login_user, user_accessed
 
-from .app_extension import EXTENSION_NAME, AppExtension
+from .app_extension import EXTENSION_NAME, AppExtension, get_extension
 from .errors import SignInError
+from .person_client import PersonClient
 from .profile import BitbucketProfile, for_session, normalize_uuid
 from .resolvers import Identity
 from .session_keys import PROFILE_KEY, SEEN_AT_KEY, SEEN_AT_RESOLUTION_SECONDS, SIGNED_IN_AT_KEY
@@ -62,6 +65,13 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
     def picture(self) -> str | None:
         entity = self.entity
         return (entity.picture if entity else None) or self.profile.avatar_url
+
+    @cached_property
+    def bitbucket(self) -> PersonClient:
+        """Bitbucket's API as this person, with paths relative to ``BITBUCKET_API_BASE_URL``
+        (``current_user.bitbucket.get("repositories/acme")``); needs
+        ``BITBUCKET_KEEP_TOKENS`` (else :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
+        return get_extension().person_client(self.profile.uuid)
 
     def get_id(self) -> str:
         return self.profile.uuid

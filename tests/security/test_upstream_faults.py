@@ -57,6 +57,10 @@ FAULTS: dict[str, tuple[dict[str, Any], int]] = {
         502,
     ),
     "truncated-json": ({"status": 200, "body": '{"access_token": "abc', "content_type": JSON}, 502),
+    "infinite-token-lifetime": (
+        {"status": 200, "body": '{"access_token": "abc", "expires_in": Infinity}'},
+        502,
+    ),
     "wrong-shape-list": ({"status": 200, "body": '["not", "an", "object"]'}, 502),
     "wrong-shape-object": ({"status": 200, "body": '{"values": "none", "uuid": 7}'}, 502),
     "html-error-page": ({"status": 502, "body": ERROR_PAGE, "content_type": HTML}, 502),
