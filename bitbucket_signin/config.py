@@ -27,50 +27,259 @@ from .redirects import bare_origin, url_origin
 
 PREFIX = "BITBUCKET_"
 
-DEFAULTS: dict[str, Any] = {
-    "SIGNIN_RESOLVERS": ["userIdMatchingUserEntityAnnotation"],
-    "AUTHORIZE_URL": "https://bitbucket.org/site/oauth2/authorize",
-    "TOKEN_URL": "https://bitbucket.org/site/oauth2/access_token",
-    "API_BASE_URL": "https://api.bitbucket.org/2.0",
-    "CALLBACK_URL": None,
-    "APP_CONFIG": None,
-    "SCOPES": [],
-    "SESSION_DURATION": None,
-    "SESSION_IDLE_TIMEOUT": "8h",
-    "SESSION_REDIS_URL": None,
-    "KEEP_TOKENS": False,
-    "EXPOSE_ACCESS_TOKEN": False,
-    "CLOCK": None,
-    "TIMEOUT": 10.0,
-    "CALLBACK_TIMEOUT": None,  # twice TIMEOUT: the token call, then the profile calls
-    "MAX_RESPONSE_BYTES": 1024 * 1024,
-    "MAX_CONCURRENT_SIGN_INS": 32,
-    "FETCH_EMAILS": "auto",
-    "ALLOWED_WORKSPACES": [],
-    "CATALOG_CHECK_INTERVAL": 0.25,  # a stat per file: cheap
-    "CATALOG_MAX_BYTES": 256 * 1024 * 1024,
-    "URL_PREFIX": "/api/auth/bitbucket",
-    "SIGNIN_URL": "/signin",
-    "PRODUCT_NAME": "Sign in",
-    "LOGO_URL": None,
-    "BRAND_COLOR": "#0c66e4",
-    "SECURITY_HEADERS": True,
-    "HEALTH_PATH": "/healthz",
-    "METRICS_PATH": None,
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``BITBUCKET_`` config key: its name after the prefix, its default and what it does.
+
+    ``default_doc`` says in words what a default worked out at start-up is; ``required``
+    settings have no default. The docs' configuration reference is built from :data:`SETTINGS`.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    default_doc: str | None = None
+    required: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CLIENT_ID", None, "The OAuth consumer's key.", required=True),
+    Setting("CLIENT_SECRET", None, "The OAuth consumer's secret.", required=True),
+    Setting(
+        "CATALOG",
+        None,
+        "The catalog file, YAML or JSON.",
+        default_doc="the `catalog.locations` of `BITBUCKET_APP_CONFIG`; else required",
+        required=True,
+    ),
+    Setting(
+        "SIGNIN_RESOLVERS",
+        ["userIdMatchingUserEntityAnnotation"],
+        "Resolvers tried in order: names, `{resolver: name, …options}` mappings, or callables.",
+    ),
+    Setting(
+        "AUTHORIZE_URL",
+        "https://bitbucket.org/site/oauth2/authorize",
+        "Bitbucket's authorize page (the emulator's, in tests and demos).",
+    ),
+    Setting(
+        "TOKEN_URL",
+        "https://bitbucket.org/site/oauth2/access_token",
+        "Bitbucket's token endpoint.",
+    ),
+    Setting("API_BASE_URL", "https://api.bitbucket.org/2.0", "Bitbucket's API."),
+    Setting(
+        "CALLBACK_URL",
+        None,
+        "The absolute `redirect_uri`: its path must end in the callback route, "
+        "`BITBUCKET_URL_PREFIX` + `/handler/frame` (after any prefix the app is mounted "
+        "under), with no `#fragment`.",
+        default_doc="derived from the request, only for a host in Flask's `TRUSTED_HOSTS` "
+        "(when set, it alone decides), equal to `SERVER_NAME`, or on loopback",
+    ),
+    Setting("APP_CONFIG", None, "A Backstage `app-config.yaml` to read settings from."),
+    Setting(
+        "SCOPES",
+        [],
+        "Extra scopes to ask for (Bitbucket ignores them: scopes are fixed on the consumer).",
+    ),
+    Setting(
+        "SESSION_DURATION",
+        None,
+        'The absolute sign-in lifetime: seconds, `"24h"`, `{hours: 24}`.',
+        default_doc="until the browser session ends",
+    ),
+    Setting(
+        "SESSION_IDLE_TIMEOUT",
+        "8h",
+        "A session unused this long ends (a duration, as for `BITBUCKET_SESSION_DURATION`).",
+    ),
+    Setting(
+        "SESSION_REDIS_URL",
+        None,
+        "Keep sessions server-side in Redis (`redis://`, `rediss://`, `unix://`); needs the "
+        "`redis` extra.",
+        default_doc="a signed cookie",
+    ),
+    Setting(
+        "KEEP_TOKENS",
+        False,
+        "Keep each sign-in's Bitbucket access and refresh tokens server-side, in the Redis of "
+        'the sessions, for `current_user.bitbucket` (see "Call Bitbucket as the signed-in '
+        'person"); needs `BITBUCKET_SESSION_REDIS_URL`.',
+    ),
+    Setting(
+        "EXPOSE_ACCESS_TOKEN",
+        False,
+        "Also hand the access token to the browser, in `providerInfo.accessToken` of the "
+        "`/refresh` JSON and the popup's message (what that gives up: see the same section); "
+        "needs `BITBUCKET_KEEP_TOKENS`.",
+    ),
+    Setting(
+        "CLOCK",
+        None,
+        "For tests: a function returning seconds since the epoch, used instead of the system "
+        "clocks for session expiry and the catalog checks.",
+        default_doc="the system clocks",
+    ),
+    Setting(
+        "TIMEOUT",
+        10.0,
+        "Seconds for each whole call to Bitbucket (connecting, the headers and the entire "
+        "body); at most a day.",
+    ),
+    Setting(
+        "CALLBACK_TIMEOUT",
+        None,
+        "Seconds one sign-in may wait on Bitbucket in all (the token call, then the profile "
+        "calls); at most a day.",
+        default_doc="twice `BITBUCKET_TIMEOUT`",
+    ),
+    Setting(
+        "MAX_RESPONSE_BYTES",
+        1024 * 1024,
+        "The longest answer read from Bitbucket, in bytes (beyond it: a 502 page).",
+    ),
+    Setting(
+        "MAX_CONCURRENT_SIGN_INS",
+        32,
+        "Sign-ins that may wait on Bitbucket at once in one process; one more gets a 503 page "
+        "at once.",
+    ),
+    Setting(
+        "FETCH_EMAILS",
+        "auto",
+        "Ask Bitbucket for the email addresses: `auto` (when a resolver may read one), `true` "
+        "or `false`.",
+    ),
+    Setting(
+        "ALLOWED_WORKSPACES",
+        [],
+        "Only members of these workspace slugs may sign in.",
+        default_doc="anyone the resolvers accept",
+    ),
+    Setting(
+        "CATALOG_CHECK_INTERVAL",
+        0.25,
+        "Seconds between checks of the catalog files for changes (a stat per file: cheap).",
+    ),
+    Setting(
+        "CATALOG_MAX_BYTES",
+        256 * 1024 * 1024,
+        "The largest catalog file that is read, in bytes (each file of a catalog); a larger "
+        "one is refused.",
+    ),
+    Setting(
+        "URL_PREFIX",
+        "/api/auth/bitbucket",
+        "Where the sign-in routes live: a plain path (no `<converter>`, no `//`). No two of "
+        "the extension's routes on one path, none under `/_bitbucket_signin/` (its own "
+        "files), and none on a route the app already has when `init_app` runs.",
+    ),
+    Setting("SIGNIN_URL", "/signin", "The sign-in page's path (rules as for the prefix)."),
+    Setting(
+        "PRODUCT_NAME",
+        "Sign in",
+        'Names the site in the header, the page title and "Sign in to …".',
+    ),
+    Setting(
+        "LOGO_URL",
+        None,
+        "A logo beside the name and as the favicon: a path on this site (`/…`, not `//…`), "
+        "an `https://` URL or a `data:image/` URL.",
+    ),
+    Setting("BRAND_COLOR", "#0c66e4", "The sign-in button's colour: `#rgb` or `#rrggbb`."),
+    Setting(
+        "SECURITY_HEADERS",
+        True,
+        "Add CSP, `X-Frame-Options`, `nosniff` and `Referrer-Policy` to every response (an "
+        "app's own headers win).",
+    ),
+    Setting(
+        "HEALTH_PATH",
+        "/healthz",
+        "The health check for load balancers; empty turns it off; not `/`.",
+    ),
+    Setting(
+        "METRICS_PATH",
+        None,
+        "Serve Prometheus metrics here; needs the `metrics` extra; not `/`.",
+        default_doc="off",
+    ),
     # Bitbucket allows a consumer about 1,000 API calls an hour and a sign-in makes 1 to 3:
     # one address may not make enough sign-ins in an hour to spend it for everyone.
-    "RATE_LIMIT": "30 per minute; 100 per hour",
-    "RATE_LIMIT_STORAGE_URL": None,  # the session Redis when there is one, else memory://
-    "HSTS": "max-age=31536000; includeSubDomains",
+    Setting(
+        "RATE_LIMIT",
+        "30 per minute; 100 per hour",
+        "Sign-in attempts allowed per client address, in Flask-Limiter's notation (`30 per "
+        "minute`, `10/minute; 100/hour`), counted apart for starts and for callbacks; `off` "
+        "or `false` switches it off, empty means the default, and anything else that is not "
+        "a limit (`0`, `no`) stops start-up. The address is Flask's `request.remote_addr` "
+        "(behind a proxy, apply ProxyFix); an IPv6 client is counted by its /64 network.",
+    ),
+    Setting(
+        "RATE_LIMIT_STORAGE_URL",
+        None,
+        "Where the counts live: `memory://` (per process) or a Redis URL (`redis://`, "
+        "`rediss://`, `redis+unix://`; the `redis` extra) that every worker and host shares.",
+        default_doc="`BITBUCKET_SESSION_REDIS_URL` when set, else `memory://`",
+    ),
+    Setting(
+        "HSTS",
+        "max-age=31536000; includeSubDomains",
+        "`Strict-Transport-Security` on every response served over https "
+        "(`request.is_secure`: behind a proxy, with ProxyFix), never over http; `false` "
+        "switches it off; needs `BITBUCKET_SECURITY_HEADERS`.",
+    ),
     # The Backstage frontend protocol and the identity token.
-    "ENVIRONMENT": "development",
-    "APP_BASE_URL": None,
-    "ALLOWED_ORIGINS": [],
-    "TOKEN_EXPIRATION": 3600,
-    "TOKEN_OWNERSHIP_CLAIM": True,
-    "SIGNING_KEY": None,
-    "PREVIOUS_PUBLIC_KEYS": [],
-}
+    Setting(
+        "ENVIRONMENT",
+        "development",
+        "Backstage's `auth.environment`: the `env` a frontend must send; with "
+        "`BITBUCKET_APP_CONFIG` it also picks the provider block.",
+    ),
+    Setting(
+        "APP_BASE_URL",
+        None,
+        "The Backstage app's `app.baseUrl`: its origin is allowed, and a failed redirect-flow "
+        "sign-in returns there with `?error=`.",
+    ),
+    Setting(
+        "ALLOWED_ORIGINS",
+        [],
+        "The Backstage app origins (`scheme://host[:port]`, exactly: no path, no `*` pattern; "
+        "`https://`, or `http://` on loopback) that may sign in through the frontend "
+        "protocol, read `/refresh` and sign out.",
+        default_doc="none (with `BITBUCKET_APP_BASE_URL`, its origin)",
+    ),
+    Setting(
+        "TOKEN_EXPIRATION",
+        3600,
+        "The identity token's lifetime (a duration, as for `BITBUCKET_SESSION_DURATION`), "
+        "clamped to 600 to 86,400 s as Backstage does.",
+    ),
+    Setting(
+        "TOKEN_OWNERSHIP_CLAIM",
+        True,
+        "Put the ownership refs into the token's `ent` claim; `false` leaves it out "
+        "(Backstage's `omitIdentityTokenOwnershipClaim`).",
+    ),
+    Setting(
+        "SIGNING_KEY",
+        None,
+        "Path of the EC P-256 private key (unencrypted PEM) that signs identity tokens; a "
+        "file that is not one stops start-up.",
+        default_doc='derived from `SECRET_KEY` (see "The identity token")',
+    ),
+    Setting(
+        "PREVIOUS_PUBLIC_KEYS",
+        [],
+        "Paths of PEM public keys (or private keys: only the public half is used) of earlier "
+        "signing keys, still published so that tokens they signed verify until they expire.",
+    ),
+)
+DEFAULTS: dict[str, Any] = {item.name: item.default for item in SETTINGS if not item.required}
 
 MIN_SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_DISTINCT = 8
@@ -214,10 +423,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     """Validate a Flask config mapping (and the app-config file it may name)."""
     environ = os.environ if environ is None else environ
     _check_secret_key(config)
-    values = {key: config.get(PREFIX + key, default) for key, default in DEFAULTS.items()}
-    values["CLIENT_ID"] = config.get(PREFIX + "CLIENT_ID")
-    values["CLIENT_SECRET"] = config.get(PREFIX + "CLIENT_SECRET")
-    values["CATALOG"] = config.get(PREFIX + "CATALOG")
+    values = {item.name: config.get(PREFIX + item.name, item.default) for item in SETTINGS}
     names = {key: PREFIX + key for key in values}
     if values["APP_CONFIG"]:
         chosen = config.get(PREFIX + "ENVIRONMENT") or None

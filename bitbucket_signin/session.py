@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import cached_property
 from typing import Any
 
@@ -89,14 +89,22 @@ def start_session(
     if regenerate is not None:
         regenerate(session)
     session.clear()
-    kept = for_session(profile, extension.settings.allowed_workspaces)
-    now = int(_now(extension))
-    session[PROFILE_KEY] = kept.to_dict()
-    session[SIGNED_IN_AT_KEY] = now
-    session[SEEN_AT_KEY] = now
-    user = CatalogUser(identity, kept)
+    user = CatalogUser(identity, write_sign_in(extension, profile, session))
     login_user(user)
     return user
+
+
+def write_sign_in(
+    extension: AppExtension, profile: BitbucketProfile, target: MutableMapping[str, Any]
+) -> BitbucketProfile:
+    """Put a sign-in of ``profile``, starting now, into the session mapping ``target`` (all
+    but Flask-Login's own keys); returns the profile as kept there."""
+    kept = for_session(profile, extension.settings.allowed_workspaces)
+    now = int(_now(extension))
+    target[PROFILE_KEY] = kept.to_dict()
+    target[SIGNED_IN_AT_KEY] = now
+    target[SEEN_AT_KEY] = now
+    return kept
 
 
 def install_user_loader(app: Flask) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project into it; with --test also the test tools,
+# Creates .venv and installs the project into it; with --test also the test and docs tools,
 # Chromium, redis-server, npm and the pinned Backstage frontend packages (into a cache
 # outside the repository: tests/browser/frontend.py).
 set -euo pipefail
@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ "${1:-}" = "--test" ]; then
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  .venv/bin/python -m pip install --quiet -e ".[test,docs]"
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)          # the browser tests
   command -v redis-server >/dev/null || missing+=(redis-server)  # the session-store tests

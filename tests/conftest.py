@@ -12,7 +12,7 @@ import redis
 import requests
 from flask import Flask
 
-from bitbucket_signin.emulator import EmulatorServer, load_accounts
+from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.standalone import create_app
 
 from .processes import redis_process
@@ -26,11 +26,13 @@ from .support import (
     signin_config,
 )
 
+pytest_plugins = ["bitbucket_signin.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(load_accounts(DATA / "accounts.yaml")) as server:
-        yield server
+def bitbucket_emulator_accounts() -> Path:
+    """The emulator of ``bitbucket_signin.pytest_plugin`` knows the test accounts."""
+    return DATA / "accounts.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +82,12 @@ def kept_app(make_kept_app: Callable[..., Flask]) -> Flask:
 
 
 @pytest.fixture
-def bitbucket(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The emulator, reset before and after the test (faults, codes, tokens, rate counters)."""
-    reset_emulator(emulator.url)
-    yield emulator
-    reset_emulator(emulator.url)
+def bitbucket(bitbucket_emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The plugin's emulator, reset before and after the test (faults, codes, tokens, rate
+    counters)."""
+    reset_emulator(bitbucket_emulator.url)
+    yield bitbucket_emulator
+    reset_emulator(bitbucket_emulator.url)
 
 
 @pytest.fixture

@@ -109,14 +109,19 @@ def gunicorn_app(
     *,
     as_shipped: bool = False,
     app: str = "wsgi:app",
+    chdir: Path | None = None,
+    url: str | None = None,
 ) -> Iterator[str]:
-    """``gunicorn wsgi:app`` (or ``app``) with several workers on a free port; yields its URL.
+    """``gunicorn wsgi:app`` (or ``app``, found in ``chdir``) with several workers on a free
+    port (or ``url``'s); yields its URL.
 
     ``as_shipped``: no options but the workers and the address, the rest from the
     repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory; without
     ``as_shipped`` too, where the options given override it).
     """
-    with gunicorn_master(environment, workers, as_shipped=as_shipped, app=app) as (url, _):
+    with gunicorn_master(
+        environment, workers, as_shipped=as_shipped, app=app, chdir=chdir, url=url
+    ) as (url, _):
         yield url
 
 
@@ -127,10 +132,13 @@ def gunicorn_master(
     *,
     as_shipped: bool = False,
     app: str = "wsgi:app",
+    chdir: Path | None = None,
+    url: str | None = None,
 ) -> Iterator[tuple[str, int]]:
     """:func:`gunicorn_app`, yielding its URL and the process id of gunicorn's master."""
-    url = f"http://127.0.0.1:{free_port()}"
+    url = url or f"http://127.0.0.1:{free_port()}"
     options = [] if as_shipped else ["--threads", "4", "--graceful-timeout", "5"]
+    options += ["--chdir", str(chdir)] if chdir else []
     command = [
         str(BIN / "gunicorn"),
         "--workers",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import statistics
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -24,6 +25,9 @@ from werkzeug.serving import make_server
 
 from bitbucket_signin.emulator import EmulatorServer, generated_account
 from bitbucket_signin.errors import TokensNotKeptError
+from bitbucket_signin.testing import emulator_settings, grant_at_emulator
+from bitbucket_signin.testing import sign_in as sign_in  # the tests' helpers, from the package
+from bitbucket_signin.testing import start_sign_in as start_sign_in
 
 DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
@@ -61,9 +65,7 @@ def signin_config(bitbucket_url: str, catalog: Path) -> dict[str, str]:
         "BITBUCKET_CLIENT_ID": CLIENT_ID,
         "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
         "BITBUCKET_CATALOG": str(catalog),
-        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket_url}{AUTHORIZE_PATH}",
-        "BITBUCKET_TOKEN_URL": f"{bitbucket_url}{TOKEN_PATH}",
-        "BITBUCKET_API_BASE_URL": f"{bitbucket_url}/2.0",
+        **emulator_settings(bitbucket_url),
     }
 
 
@@ -113,36 +115,6 @@ def client_at(address: str) -> Iterator[requests.Session]:
     with requests.Session() as http:
         http.mount("http://", _SourceAddressAdapter(address))
         yield http
-
-
-def start_sign_in(http: requests.Session, app_url: str, next_path: str = "/") -> str:
-    """Press "Sign in with Bitbucket"; returns the authorize URL the app sent the browser to."""
-    response = http.get(
-        f"{app_url}/api/auth/bitbucket/start", params={"next": next_path}, allow_redirects=False
-    )
-    assert response.status_code == 302, response.text
-    return response.headers["Location"]
-
-
-def grant_at_emulator(emulator_url: str, authorize_url: str, account: str) -> str:
-    """Press the account's button on the emulator's authorize page; returns the callback URL."""
-    query = urlsplit(authorize_url).query
-    response = requests.get(
-        f"{emulator_url}/_emulator/authorize-as/{quote(account)}?{query}",
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, response.text
-    return response.headers["Location"]
-
-
-def sign_in(
-    http: requests.Session, app_url: str, emulator_url: str, account: str, next_path: str = "/"
-) -> requests.Response:
-    """The whole sign-in over real HTTP; returns the app's answer to the callback."""
-    authorize_url = start_sign_in(http, app_url, next_path)
-    callback_url = grant_at_emulator(emulator_url, authorize_url, account)
-    return http.get(callback_url, allow_redirects=False, timeout=30)
 
 
 def signed_in_browser(app_url: str, bitbucket: EmulatorServer, account: str) -> requests.Session:
@@ -369,14 +341,34 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def readme() -> str:
-    """The README's text, for tests that check it says what they prove."""
-    return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+DOCS = Path(__file__).parent.parent / "docs"
 
 
-def block_after(heading: str, language: str) -> str:
-    """The first ``language`` code block after ``heading`` in the README."""
-    text = readme().split(heading, 1)[1]
+def docs_page(name: str) -> str:
+    """A page of the docs site (``docs/NAME.md``), for tests that check it says what they
+    prove; the settings table in it as the site shows it."""
+    text = (DOCS / f"{name}.md").read_text(encoding="utf-8")
+    return text.replace(_settings_table.MARKER, _settings_table.settings_table())
+
+
+def _load_settings_table() -> Any:
+    """The docs' hook that makes the settings table (it is no module of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "settings_table", DOCS / "hooks/settings_table.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_settings_table = _load_settings_table()
+
+
+def block_after(page: str, heading: str, language: str) -> str:
+    """The first ``language`` code block after ``heading`` on a page of the docs."""
+    text = docs_page(page).split(heading, 1)[1]
     match = re.search(rf"```{language}\n(.*?)```", text, re.DOTALL)
     assert match is not None
     return match.group(1)

@@ -10,6 +10,7 @@ from flask import Flask
 
 from bitbucket_signin import signals
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.testing import SignedInClient
 
 from .support import JANE, LI, VAL, FakeClock, grant_at_emulator, serve, sign_in
 
@@ -30,17 +31,15 @@ def test_legacy_scopes_field_and_no_workspace_permission(
 
 
 def test_session_duration_ends_the_sign_in(
-    make_app: Callable[..., Flask],
-    http: requests.Session,
-    bitbucket: EmulatorServer,
-    clock: FakeClock,
+    make_app: Callable[..., Flask], clock: FakeClock
 ) -> None:
-    with serve(make_app(BITBUCKET_SESSION_DURATION="1s", BITBUCKET_CLOCK=clock)) as url:
-        sign_in(http, url, bitbucket.url, JANE)
-        clock.advance(1)
-        assert signed_in_page(http, url).status_code == 200
-        clock.advance(0.01)
-        assert signed_in_page(http, url).status_code == 302
+    app = make_app(BITBUCKET_SESSION_DURATION="1s", BITBUCKET_CLOCK=clock)
+    app.test_client_class = SignedInClient
+    client = app.test_client(user="user:default/jdoe")
+    clock.advance(1)
+    assert client.get("/").status_code == 200
+    clock.advance(0.01)
+    assert client.get("/").status_code == 302
 
 
 def test_allowed_workspaces(

@@ -14,6 +14,7 @@ from flask import Flask, g, request, request_finished
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.oauth import PROVIDER
+from bitbucket_signin.testing import SignedInClient
 
 from .support import (
     JANE,
@@ -219,26 +220,29 @@ class TestLiveCatalog:
         assert home_page(jane, live_app).status_code == 302  # signed out for good
 
     def test_group_edit_applies_at_once(
-        self, jane: requests.Session, live_app: str, catalog_file: Path, clock: FakeClock
+        self, app: Flask, catalog_file: Path, clock: FakeClock
     ) -> None:
-        assert "group:default/payments" in home_page(jane, live_app).text
+        app.test_client_class = SignedInClient
+        client = app.test_client(user="user:default/jdoe")
+        assert "group:default/payments" in client.get("/").text
         edit_catalog(
             catalog_file, catalog_file.read_text().replace("[jdoe, omar]", "[omar]"), clock
         )
-        page = home_page(jane, live_app).text
+        page = client.get("/").text
         assert "Signed in as Jane Doe" in page
         assert "group:default/payments" not in page
 
     def test_broken_edit_keeps_last_good_catalog(
         self,
-        jane: requests.Session,
-        live_app: str,
+        app: Flask,
         catalog_file: Path,
         clock: FakeClock,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
+        app.test_client_class = SignedInClient
+        client = app.test_client(user="jdoe")
         edit_catalog(catalog_file, "kind: User\nmetadata: [this is: not valid\n", clock)
-        assert "Signed in as Jane Doe" in home_page(jane, live_app).text
+        assert "Signed in as Jane Doe" in client.get("/").text
         assert any("catalog.yaml" in record.getMessage() for record in caplog.records)
 
 
@@ -329,14 +333,14 @@ class TestSessionEndpoints:
         identity = body["backstageIdentity"]["identity"]
         assert identity == JANE_IDENTITY
 
-    def test_refresh_refuses_without_header_or_session(
-        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
-    ) -> None:
-        url = f"{live_app}/api/auth/bitbucket/refresh"
+    def test_refresh_refuses_without_header_or_session(self, app: Flask) -> None:
+        url = "/api/auth/bitbucket/refresh"
         headers = {"X-Requested-With": "XMLHttpRequest"}
-        assert http.get(url, headers=headers).status_code == 401
-        sign_in(http, live_app, bitbucket.url, JANE)
-        assert http.get(url).status_code == 401
+        app.test_client_class = SignedInClient
+        assert app.test_client().get(url, headers=headers).status_code == 401
+        signed_in = app.test_client(user="jdoe")
+        assert signed_in.get(url, headers=headers).status_code == 200
+        assert signed_in.get(url).status_code == 401
 
     def test_logout_needs_post_and_csrf(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer

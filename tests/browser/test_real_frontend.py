@@ -27,7 +27,7 @@ from .conftest import Contexts
 from .pages import WAIT_MS, origin, screenshot
 
 SIGN_IN = "Sign in with Bitbucket"
-README_SECTION = "## Use it as the Bitbucket auth backend of a Backstage app"
+DOCS_SECTION = "## Use it as the Bitbucket auth backend of a Backstage app"
 
 
 @pytest.fixture
@@ -168,10 +168,10 @@ def refused_in_the_popup(
     }
 
 
-def readme_calling_user(folder: Path) -> Callable[[str, str], str]:
-    """The README's ``calling_user``, as a service would copy it."""
+def documented_calling_user(folder: Path) -> Callable[[str, str], str]:
+    """The Backstage docs page's ``calling_user``, as a service would copy it."""
     module = folder / "calling_user.py"
-    module.write_text(block_after(README_SECTION, "python"), encoding="utf-8")
+    module.write_text(block_after("backstage", DOCS_SECTION, "python"), encoding="utf-8")
     function: Callable[[str, str], str] = runpy.run_path(str(module))["calling_user"]
     return function
 
@@ -200,7 +200,7 @@ def test_backstage_signs_in_survives_a_reload_and_signs_out(
     assert "value" in outcome, outcome
     check_identity(outcome["value"], backstage_app_url)
     assert call(page, "pendingRequests") == {"value": []}
-    calling_user = readme_calling_user(tmp_path)
+    calling_user = documented_calling_user(tmp_path)
     token = outcome["value"]["token"]
     assert calling_user(token, f"{backstage_app_url}{AUTH}") == JANE_IDENTITY["userEntityRef"]
     altered = token[:-4] + ("BBBB" if token.endswith("AAAA") else "AAAA")  # the signature's end
@@ -319,7 +319,7 @@ def test_backstage_on_another_site_loses_the_session_at_the_reload(
 ) -> None:
     """An allowed origin on another site (``localhost`` beside ``127.0.0.1``) signs in through
     the popup, but the ``SameSite=Lax`` session cookie stays home when that site calls
-    ``/refresh``: after a reload the person is signed out (the README's warning)."""
+    ``/refresh``: after a reload the person is signed out (the docs' warning)."""
     responses = record_responses(context)
     page = open_backstage(context, cross_site_frontend_url, backstage_app_url)
     outcome = sign_in(page, emulator_url, "Jane Doe")
@@ -338,7 +338,7 @@ def test_backstage_in_another_environment_fails_in_the_popup(
 ) -> None:
     """A frontend whose ``auth.environment`` is not the app's: ``/refresh`` answers 400, so the
     sign-in opens the popup, where ``/start`` answers 400 too and never reaches Bitbucket;
-    closing it gives "Login failed, popup was closed" (the README's table)."""
+    closing it gives "Login failed, popup was closed" (the docs' table)."""
     responses = record_responses(context)
     page = open_backstage(context, frontend_url, backstage_app_url, environment="production")
     assert call(page, "identity") == {"value": None}

@@ -1,7 +1,8 @@
 """Each sign-in makes only the Bitbucket calls its configuration needs (the API quota is shared).
 
 The emulator's request log counts the calls of one whole sign-in over real HTTP, for each
-configuration the README's "Calls to Bitbucket" table names; the table must say the same.
+configuration the "Calls to Bitbucket" table of docs/configuration.md names; the table must
+say the same.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import Identity, identity_for
 
-from ..support import JANE, emulator_requests, readme, serve, sign_in
+from ..support import JANE, docs_page, emulator_requests, serve, sign_in
 
 EMAIL_RESOLVER = "emailMatchingUserEntityProfileEmail"
 EMAILS_SEEN: list[str | None] = []
@@ -34,7 +35,7 @@ def custom_resolver(profile: BitbucketProfile, catalog: Catalog) -> Identity:
     return identity_for(catalog, user)
 
 
-# configuration → its settings, the calls of one sign-in, and the README row that says so
+# configuration → its settings, the calls of one sign-in, and the docs row that says so
 CASES: dict[str, tuple[dict[str, Any], list[str], str]] = {
     "default": (
         {},
@@ -78,12 +79,12 @@ CASES: dict[str, tuple[dict[str, Any], list[str], str]] = {
 def test_a_sign_in_makes_only_the_calls_its_configuration_needs(
     make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer, case: str
 ) -> None:
-    settings, calls, readme_row = CASES[case]
+    settings, calls, docs_row = CASES[case]
     with serve(make_app(**settings)) as url:
         assert sign_in(http, url, bitbucket.url, JANE).status_code == 302
     made = [entry["endpoint"] for entry in emulator_requests(bitbucket)]
     assert Counter(made) == Counter(["authorize", *calls])
-    assert readme_row in readme()
+    assert docs_row in docs_page("configuration")
 
 
 def test_a_custom_resolver_sees_the_email_unless_told_otherwise(

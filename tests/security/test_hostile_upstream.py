@@ -22,7 +22,7 @@ from flask import Flask
 from bitbucket_signin.config import DEFAULTS
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import JANE, TOKEN_PATH, call_counts, readme, samples, serve, set_fault, sign_in
+from ..support import JANE, TOKEN_PATH, call_counts, docs_page, samples, serve, set_fault, sign_in
 from .hostile import (
     JSON,
     Answer,
@@ -100,9 +100,9 @@ def test_the_callback_deadline_defaults_to_two_calls() -> None:
     assert DEFAULTS["TIMEOUT"] == 10.0
     assert DEFAULTS["CALLBACK_TIMEOUT"] is None
     assert (
-        "| `BITBUCKET_CALLBACK_TIMEOUT` | seconds one sign-in may wait on Bitbucket in all "
-        "(the token call, then the profile calls) | twice `BITBUCKET_TIMEOUT` |"
-    ) in readme()
+        "| `BITBUCKET_CALLBACK_TIMEOUT` | Seconds one sign-in may wait on Bitbucket in all "
+        "(the token call, then the profile calls); at most a day. | twice `BITBUCKET_TIMEOUT` |"
+    ) in docs_page("configuration")
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -170,9 +170,9 @@ def test_the_cap_is_a_setting(make_app: Callable[..., Flask], bitbucket: Emulato
     assert "larger answer than this site accepts (token exchange)" in response.text
     assert DEFAULTS["MAX_RESPONSE_BYTES"] == MiB
     assert (
-        "| `BITBUCKET_MAX_RESPONSE_BYTES` | the longest answer read from Bitbucket, in bytes "
-        "(beyond it: a 502 page) | `1048576` (1 MiB) |"
-    ) in readme()
+        "| `BITBUCKET_MAX_RESPONSE_BYTES` | The longest answer read from Bitbucket, in bytes "
+        "(beyond it: a 502 page). | `1048576` |"
+    ) in docs_page("configuration")
 
 
 def test_next_page_links_never_become_metric_labels(

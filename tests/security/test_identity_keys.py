@@ -109,7 +109,7 @@ VICTIMS = {
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorServer]:
+def bitbucket_emulator() -> Iterator[EmulatorServer]:
     """The test accounts and the hostile ones (replaces the session-wide emulator here)."""
     data = yaml.safe_load((DATA / "accounts.yaml").read_text(encoding="utf-8"))
     data["accounts"] += ACCOUNTS

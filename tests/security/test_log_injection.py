@@ -20,7 +20,7 @@ HOSTILE_NAME = "Jane\r\n[2026-11-29 15:59:00 +0000] [1] [INFO] admin signed in\x
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorServer]:
+def bitbucket_emulator() -> Iterator[EmulatorServer]:
     """The test accounts, Jane's display name a forged log line (replaces the session-wide
     emulator here)."""
     data = yaml.safe_load((DATA / "accounts.yaml").read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ from bitbucket_signin.config import DEFAULTS
 from bitbucket_signin.emulator import EmulatorServer
 
 from ..processes import ROOT, app_environment, gunicorn_app
-from ..support import DATA, readme, start_sign_in
+from ..support import DATA, docs_page, start_sign_in
 from .hostile import JSON, held, hostile, http_answer, json_body, whole
 
 WORKERS = 2
@@ -39,7 +39,7 @@ def test_the_shipped_gunicorn_settings_leave_threads_beyond_the_limit() -> None:
     assert SHIPPED["threads"] > LIMIT
     assert SHIPPED["timeout"] > deadline
     assert SHIPPED["graceful_timeout"] > deadline
-    assert "`gunicorn.conf.py`" in readme().split("## Real Bitbucket Cloud", 1)[1]
+    assert "`gunicorn.conf.py`" in docs_page("deployment").split("## gunicorn", 1)[1]
 
 
 def fake_callback(app_url: str) -> tuple[str, RequestsCookieJar]:

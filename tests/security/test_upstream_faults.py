@@ -24,8 +24,8 @@ from bitbucket_signin.emulator import EmulatorServer
 from ..support import (
     JANE,
     clear_faults,
+    docs_page,
     home_page,
-    readme,
     serve,
     session_contents,
     set_fault,
@@ -208,6 +208,6 @@ def test_no_refresh_token_call_in_normal_use(
 def test_timeout_is_configurable_and_its_default_documented() -> None:
     assert DEFAULTS["TIMEOUT"] == 10.0
     assert (
-        "| `BITBUCKET_TIMEOUT` | seconds for each whole call to Bitbucket (connecting, the "
-        "headers and the entire body) | `10` |"
-    ) in readme()
+        "| `BITBUCKET_TIMEOUT` | Seconds for each whole call to Bitbucket (connecting, the "
+        "headers and the entire body); at most a day. | `10` |"
+    ) in docs_page("configuration")

@@ -1,4 +1,4 @@
-"""The README's code for one's own app, run as written: the ``wsgi.py`` that turns a
+"""The docs' code for one's own app, run as written: the ``wsgi.py`` that turns a
 ConfigError into one line, and the minimal ``signin.html`` override, over real HTTP."""
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def create_app():
 """
 
 
-def test_the_wsgi_py_of_the_readme_says_one_line_and_exits_1(tmp_path: Path) -> None:
-    (tmp_path / "wsgi.py").write_text(block_after("### Your own `wsgi.py`", "python"))
+def test_the_wsgi_py_of_the_docs_says_one_line_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "wsgi.py").write_text(block_after("deployment", "## Your own `wsgi.py`", "python"))
     (tmp_path / "yourapp.py").write_text(YOURAPP)
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")} | {
         "FLASK_SECRET_KEY": SECRET_KEY
@@ -49,13 +49,14 @@ def test_the_wsgi_py_of_the_readme_says_one_line_and_exits_1(tmp_path: Path) -> 
     assert result.stderr == "yourapp: BITBUCKET_CLIENT_ID is not set\n"
 
 
-def test_the_minimal_signin_html_of_the_readme_works(
+def test_the_minimal_signin_html_of_the_docs_works(
     app_config: dict[str, Any], tmp_path: Path, http: requests.Session, bitbucket: EmulatorServer
 ) -> None:
     template = tmp_path / "templates" / "bitbucket_signin" / "signin.html"
     template.parent.mkdir(parents=True)
     template.write_text(
-        block_after("A minimal `templates/bitbucket_signin/signin.html`", "html"), encoding="utf-8"
+        block_after("configuration", "A minimal `templates/bitbucket_signin/signin.html`", "html"),
+        encoding="utf-8",
     )
     app = Flask("yourapp", template_folder=str(tmp_path / "templates"))
     app.config.update(app_config, BITBUCKET_PRODUCT_NAME="Your App")
