@@ -120,6 +120,7 @@ class EmulatorState:
         self.calls: dict[str, deque[float]] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self.clock_offset = 0.0
+        self.on_reset: list[Callable[[], None]] = []  # what else the reset forgets
 
     def now(self) -> float:
         """The emulator's clock: wall time plus any offset set through /_emulator/clock."""
@@ -133,6 +134,8 @@ class EmulatorState:
             self.log.clear()
             self.clock_offset = 0.0
         self.faults.clear()
+        for forget in self.on_reset:
+            forget()
 
     def issue_code(self, consumer: Consumer, account: Account, params: Mapping[str, str]) -> str:
         """A new single-use authorization code."""
@@ -160,7 +163,11 @@ class EmulatorState:
             if code.redirect_uri is not None and form.get("redirect_uri") != code.redirect_uri:
                 raise OAuthError(400, "invalid_grant", "redirect_uri does not match")
             verifier = form.get("code_verifier")
-            if code.code_challenge and verifier is not None and not _pkce_matches(code, verifier):
+            if (
+                code.code_challenge
+                and verifier is not None
+                and not pkce_matches(code.code_challenge, code.code_challenge_method, verifier)
+            ):
                 raise OAuthError(400, "invalid_grant", "code_verifier does not match")
             return self._issue_tokens(consumer, code.account, "authorization_code")
 
@@ -245,15 +252,16 @@ def emulator_state(app: Flask | None = None) -> EmulatorState:
     return state
 
 
-def _pkce_matches(code: AuthorizationCode, verifier: str) -> bool:
-    if code.code_challenge_method == "S256":
+def pkce_matches(challenge: str | None, method: str | None, verifier: str) -> bool:
+    """Whether ``verifier`` answers the PKCE ``challenge`` made with ``method``."""
+    if method == "S256":
         digest = hashlib.sha256(verifier.encode()).digest()
         expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-    elif code.code_challenge_method in (None, "plain"):
+    elif method in (None, "plain"):
         expected = verifier
     else:
         return False
-    return hmac.compare_digest(expected.encode(), (code.code_challenge or "").encode())
+    return hmac.compare_digest(expected.encode(), (challenge or "").encode())
 
 
 def _oauth_error(exc: OAuthError) -> ResponseReturnValue:
@@ -276,9 +284,13 @@ def _fault_error(exc: FaultError) -> ResponseReturnValue:
 
 
 def endpoint(
-    name: str,
+    name: str, error_for_status: Callable[[int, str], Exception] | None = None
 ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, ResponseReturnValue]]:
-    """Name a view for the request log and apply the endpoint's injected fault first."""
+    """Name a view for the request log and apply the endpoint's injected fault first.
+
+    ``error_for_status(status, phrase)`` is the error a ``status`` fault raises (default:
+    Bitbucket Cloud's for the endpoint).
+    """
 
     def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
@@ -290,7 +302,7 @@ def endpoint(
                 if fault.latency or fault.hang:
                     state.faults.sleep(fault.latency + fault.hang)
                 if fault.replaces_response:
-                    return _fault_response(name, fault)
+                    return _fault_response(name, fault, error_for_status)
             return view(*args, **kwargs)
 
         return wrapper
@@ -298,15 +310,20 @@ def endpoint(
     return decorate
 
 
-def _fault_response(name: str, fault: Fault) -> ResponseReturnValue:
+def _fault_response(
+    name: str, fault: Fault, error_for_status: Callable[[int, str], Exception] | None
+) -> ResponseReturnValue:
     status = fault.status or 200
     if fault.body is not None:
-        default_type = "text/html; charset=utf-8" if name == "authorize" else "application/json"
+        page = name.endswith("authorize")
+        default_type = "text/html; charset=utf-8" if page else "application/json"
         return Response(fault.body, status, content_type=fault.content_type or default_type)
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
+    if error_for_status is not None:
+        raise error_for_status(status, phrase)
     if name == "authorize":
         raise PageError(status, phrase, "Something went wrong. Please try again later.")
     if name == "token":
@@ -329,7 +346,7 @@ def _check_authorize(params: Mapping[str, str]) -> Consumer:
     return consumer
 
 
-def _with_query(url: str, params: Mapping[str, str | None]) -> str:
+def with_query(url: str, params: Mapping[str, str | None]) -> str:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     query += [(key, value) for key, value in params.items() if value is not None]
@@ -340,7 +357,7 @@ def _back_to_client(
     consumer: Consumer, params: Mapping[str, str], **extra: str
 ) -> ResponseReturnValue:
     target = params.get("redirect_uri") or consumer.callback_url
-    return redirect(_with_query(target, {**extra, "state": params.get("state")}), 302)
+    return redirect(with_query(target, {**extra, "state": params.get("state")}), 302)
 
 
 def _grant(consumer: Consumer, who: str, params: Mapping[str, str]) -> ResponseReturnValue:
@@ -414,15 +431,26 @@ def _client() -> Consumer:
 @endpoint("token")
 def access_token() -> ResponseReturnValue:
     """The token endpoint: ``authorization_code`` and ``refresh_token`` grants."""
-    consumer = _client()
-    state = emulator_state()
+    consumer, state = _client(), emulator_state()
+    return token_response(
+        lambda: state.redeem_code(consumer, request.form),
+        lambda: state.refresh(consumer, request.form),
+        unsupported="invalid_grant",
+    )
+
+
+def token_response(
+    redeem: Callable[[], dict[str, Any]], refresh: Callable[[], dict[str, Any]], unsupported: str
+) -> Response:
+    """The token endpoint's answer to the form's ``grant_type``; ``unsupported`` is the error
+    code for any other grant type."""
     grant_type = request.form.get("grant_type")
     if grant_type == "authorization_code":
-        body = state.redeem_code(consumer, request.form)
+        body = redeem()
     elif grant_type == "refresh_token":
-        body = state.refresh(consumer, request.form)
+        body = refresh()
     else:
-        raise OAuthError(400, "invalid_grant", f"Unsupported grant type: {grant_type}")
+        raise OAuthError(400, unsupported, f"Unsupported grant type: {grant_type}")
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -566,8 +594,13 @@ def avatar(account_id: str) -> ResponseReturnValue:
     )
     if account is None:
         return Response("Not found", 404, content_type="text/plain")
-    initials = "".join(word[0] for word in account.display_name.split()[:2]).upper()
-    hue = int(hashlib.sha256(account_id.encode()).hexdigest()[:4], 16) % 360
+    return initials_avatar(account.display_name, account_id)
+
+
+def initials_avatar(display_name: str, seed: str) -> Response:
+    """An SVG avatar: the name's initials on a colour derived from ``seed``."""
+    initials = "".join(word[0] for word in display_name.split()[:2]).upper()
+    hue = int(hashlib.sha256(seed.encode()).hexdigest()[:4], 16) % 360
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="128" height="128" viewBox="0 0 128 128">'
         f'<rect width="128" height="128" fill="hsl({hue},55%,42%)"/>'
@@ -580,7 +613,7 @@ def avatar(account_id: str) -> ResponseReturnValue:
 # --- control API --------------------------------------------------------------------------
 
 
-@bp.before_request
+@bp.before_app_request
 def control_routes_for_loopback_peers_only() -> ResponseReturnValue | None:
     """Refuse ``/_emulator/`` to any TCP peer not on this machine.
 
