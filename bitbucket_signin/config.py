@@ -61,6 +61,38 @@ DEFAULTS: dict[str, Any] = {
     "HSTS": "max-age=31536000; includeSubDomains",
 }
 
+# Bitbucket Data Center, on when BITBUCKET_SERVER_URL is set.
+SERVER_DEFAULTS: dict[str, Any] = {
+    "SERVER_URL": None,
+    "SERVER_API_URL": None,
+    "SERVER_CLIENT_ID": None,
+    "SERVER_CLIENT_SECRET": None,
+    "SERVER_CALLBACK_URL": None,
+    "SERVER_SIGNIN_RESOLVERS": ["userIdMatchingUserEntityAnnotation"],
+    "SERVER_SCOPES": [],
+    "SERVER_SESSION_DURATION": None,
+    "SERVER_NAME": None,
+    "SERVER_URL_PREFIX": "/api/auth/bitbucketServer",
+}
+# Confirmed in peers' code, and (the last three) by analogy; no scope at all is public repos.
+SERVER_SCOPES = frozenset(
+    {
+        "PUBLIC_REPOS",
+        "REPO_READ",
+        "REPO_WRITE",
+        "REPO_ADMIN",
+        "PROJECT_ADMIN",
+        "ACCOUNT_WRITE",
+        "ADMIN_WRITE",
+        "SYSTEM_ADMIN",
+    }
+)
+CLOUD_HOST = "bitbucket.org"
+NO_PROVIDER = (
+    f"Neither {PREFIX}CLIENT_ID (Bitbucket Cloud) nor {PREFIX}SERVER_URL "
+    "(Bitbucket Data Center) is set: set one, or both"
+)
+
 MIN_SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_DISTINCT = 8
 # Keys copied from examples and tutorials, compared lower-cased without separators: refused
@@ -113,6 +145,10 @@ ROUTE_OWNERS: dict[str, tuple[str | None, str]] = {
     "refresh": ("URL_PREFIX", "the profile refresh"),
     "logout": ("URL_PREFIX", "sign-out"),
     "logout_everywhere": ("URL_PREFIX", "sign-out everywhere"),
+    "server_start": ("SERVER_URL_PREFIX", "the Data Center sign-in start"),
+    "server_callback": ("SERVER_URL_PREFIX", "the Data Center callback"),
+    "server_refresh": ("SERVER_URL_PREFIX", "the Data Center profile refresh"),
+    "server_logout": ("SERVER_URL_PREFIX", "the Data Center sign-out"),
     "signin": ("SIGNIN_URL", "the sign-in page"),
     "health": ("HEALTH_PATH", "the health check"),
     "metrics": ("METRICS_PATH", "the metrics"),
@@ -148,11 +184,45 @@ _DURATION_UNITS = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The extension's configuration, validated."""
+class ServerSettings:
+    """Bitbucket Data Center's settings (``BITBUCKET_SERVER_…``), validated.
 
+    ``url`` is the instance as browsers see it, with any context path; ``api_url`` where
+    this server reaches it (the same unless ``BITBUCKET_SERVER_API_URL`` says otherwise).
+    """
+
+    url: str
+    api_url: str
     client_id: str
     client_secret: str = field(repr=False)
+    callback_url: str | None
+    resolvers: tuple[Any, ...]
+    scopes: tuple[str, ...]
+    session_duration: timedelta | None
+    name: str
+    url_prefix: str
+
+    @property
+    def authorize_url(self) -> str:
+        return self.url + "/rest/oauth2/latest/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return self.api_url + "/rest/oauth2/latest/token"
+
+    @property
+    def host(self) -> str:
+        """The instance's host name, lower case, without a port: its annotations' prefix."""
+        return ascii_lower(urlsplit(self.url).hostname or "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The extension's configuration, validated. Bitbucket Cloud is on when ``client_id`` is
+    set, Data Center when ``server`` is; at least one of the two is."""
+
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
     catalog_path: Path
     resolvers: tuple[Any, ...]
     authorize_url: str
@@ -183,6 +253,7 @@ class Settings:
     rate_limit: str | None
     rate_limit_storage_url: str = field(repr=False)  # may hold a Redis password
     hsts: str | None
+    server: ServerSettings | None = None
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +264,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     values["CLIENT_ID"] = config.get(PREFIX + "CLIENT_ID")
     values["CLIENT_SECRET"] = config.get(PREFIX + "CLIENT_SECRET")
     values["CATALOG"] = config.get(PREFIX + "CATALOG")
+    values |= {key: config.get(PREFIX + key, default) for key, default in SERVER_DEFAULTS.items()}
     names = {key: PREFIX + key for key in values}
     if values["APP_CONFIG"]:
         for key, value in read_app_config(values["APP_CONFIG"], environ).items():
@@ -200,16 +272,19 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
                 values[key] = value
                 names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
 
+    cloud = _is_set(values["CLIENT_ID"])
+    if not cloud and not _is_set(values["SERVER_URL"]):
+        raise ConfigError(NO_PROVIDER)
     url_prefix = _path(values, "URL_PREFIX")
     settings = Settings(
-        client_id=_required_text(values, "CLIENT_ID"),
-        client_secret=_required_text(values, "CLIENT_SECRET"),
+        client_id=_required_text(values, "CLIENT_ID") if cloud else None,
+        client_secret=_required_text(values, "CLIENT_SECRET") if cloud else None,
         catalog_path=_catalog_path(values),
         resolvers=tuple(_resolver_list(values["SIGNIN_RESOLVERS"])),
         authorize_url=_url(values, "AUTHORIZE_URL", names),
         token_url=_url(values, "TOKEN_URL", names),
         api_base_url=_url(values, "API_BASE_URL", names).rstrip("/"),
-        callback_url=_callback_url(values, names, url_prefix),
+        callback_url=_callback_url(values, names, url_prefix, "CALLBACK_URL"),
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
@@ -239,9 +314,58 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             values["RATE_LIMIT_STORAGE_URL"] or _limiter_url(values["SESSION_REDIS_URL"])
         ),
         hsts=_hsts(values["HSTS"]),
+        server=_server_settings(values, names) if _is_set(values["SERVER_URL"]) else None,
     )
     refuse_taken_paths(settings, app_rules=())
     return settings
+
+
+def _is_set(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _server_settings(values: Mapping[str, Any], names: Mapping[str, str]) -> ServerSettings:
+    """Data Center's settings; ``BITBUCKET_SERVER_URL`` is set."""
+    url = _base_url(values, "SERVER_URL", names)
+    if urlsplit(url).hostname in (CLOUD_HOST, f"api.{CLOUD_HOST}"):
+        raise ConfigError(
+            f"{names['SERVER_URL']}: {url!r} is Bitbucket Cloud: set {PREFIX}CLIENT_ID for it"
+        )
+    url_prefix = _path(values, "SERVER_URL_PREFIX")
+    api_url = _base_url(values, "SERVER_API_URL", names) if values["SERVER_API_URL"] else url
+    scopes = tuple(_text_list(values["SERVER_SCOPES"], "SERVER_SCOPES", separators=r"[\s,|]+"))
+    for scope in scopes:
+        if scope not in SERVER_SCOPES:
+            raise ConfigError(
+                f"{names['SERVER_SCOPES']}: {scope!r} is not a Data Center scope "
+                f"({', '.join(sorted(SERVER_SCOPES))})"
+            )
+    return ServerSettings(
+        url=url,
+        api_url=api_url,
+        client_id=_required_text(values, "SERVER_CLIENT_ID"),
+        client_secret=_required_text(values, "SERVER_CLIENT_SECRET"),
+        callback_url=_callback_url(values, names, url_prefix, "SERVER_CALLBACK_URL"),
+        resolvers=tuple(
+            _resolver_list(values["SERVER_SIGNIN_RESOLVERS"], "SERVER_SIGNIN_RESOLVERS")
+        ),
+        scopes=scopes,
+        session_duration=parse_duration(
+            values["SERVER_SESSION_DURATION"], names["SERVER_SESSION_DURATION"]
+        ),
+        name=str(values["SERVER_NAME"] or "").strip() or urlsplit(url).hostname or url,
+        url_prefix=url_prefix,
+    )
+
+
+def _base_url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) -> str:
+    """An instance's base URL (with any context path), without a trailing slash, a query
+    or a fragment."""
+    url = _url(values, name, names).rstrip("/")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ConfigError(f"{names[name]}: {url!r} has a query or fragment: give the base URL")
+    return url
 
 
 def route_paths(settings: Settings) -> dict[str, str]:
@@ -255,6 +379,10 @@ def route_paths(settings: Settings) -> dict[str, str]:
         "logout": under_prefix(settings.url_prefix, "/logout"),
         "signin": settings.signin_url,
     }
+    if settings.server is not None:
+        for route in ("start", "refresh", "logout"):
+            paths[f"server_{route}"] = under_prefix(settings.server.url_prefix, f"/{route}")
+        paths["server_callback"] = under_prefix(settings.server.url_prefix, CALLBACK_ROUTE)
     if settings.session_redis_url:
         paths["logout_everywhere"] = under_prefix(settings.url_prefix, "/logout/everywhere")
     if settings.health_path:
@@ -293,8 +421,30 @@ def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+# Backstage's provider blocks, and what each of their keys is called here.
+_APP_CONFIG_PROVIDERS = {
+    "bitbucket": {
+        "clientId": "CLIENT_ID",
+        "clientSecret": "CLIENT_SECRET",
+        "callbackUrl": "CALLBACK_URL",
+        "additionalScopes": "SCOPES",
+        "sessionDuration": "SESSION_DURATION",
+        "signIn": "SIGNIN_RESOLVERS",
+    },
+    "bitbucketServer": {
+        "host": "SERVER_URL",
+        "clientId": "SERVER_CLIENT_ID",
+        "clientSecret": "SERVER_CLIENT_SECRET",
+        "callbackUrl": "SERVER_CALLBACK_URL",
+        "sessionDuration": "SERVER_SESSION_DURATION",
+        "signIn": "SERVER_SIGNIN_RESOLVERS",
+    },
+}
+
+
 def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) -> dict[str, Any]:
-    """The Bitbucket provider block of a Backstage ``app-config.yaml``, as our setting names."""
+    """The Bitbucket provider blocks of a Backstage ``app-config.yaml`` (``bitbucket``,
+    ``bitbucketServer`` or both), as our setting names."""
     key = PREFIX + "APP_CONFIG"
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -304,19 +454,23 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
     auth = _mapping(document, "auth", f"{key}: {path}")
     environment = auth.get("environment", "development")
     providers = _mapping(auth, "providers", f"{key}: {path}: auth")
-    bitbucket = _mapping(providers, "bitbucket", f"{key}: {path}: auth.providers")
-    block = _mapping(bitbucket, environment, f"{key}: {path}: auth.providers.bitbucket")
-    names = {
-        "clientId": "CLIENT_ID",
-        "clientSecret": "CLIENT_SECRET",
-        "callbackUrl": "CALLBACK_URL",
-        "additionalScopes": "SCOPES",
-        "sessionDuration": "SESSION_DURATION",
-    }
-    settings = {ours: block[theirs] for theirs, ours in names.items() if theirs in block}
-    sign_in = block.get("signIn")
-    if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
-        settings["SIGNIN_RESOLVERS"] = sign_in["resolvers"]
+    if not any(provider in providers for provider in _APP_CONFIG_PROVIDERS):
+        raise ConfigError(f"{key}: {path}: auth.providers: no 'bitbucket' section")
+    settings: dict[str, Any] = {}
+    for provider, names in _APP_CONFIG_PROVIDERS.items():
+        if provider not in providers:
+            continue
+        where = f"{key}: {path}: auth.providers.{provider}"
+        block = _mapping(_mapping(providers, provider, where), environment, where)
+        for theirs, ours in names.items():
+            if theirs == "signIn":
+                sign_in = block.get("signIn")
+                if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
+                    settings[ours] = sign_in["resolvers"]
+            elif theirs == "host" and theirs in block:
+                settings[ours] = f"https://{block[theirs]}"  # Backstage's meaning of host
+            elif theirs in block:
+                settings[ours] = block[theirs]
     return settings
 
 
@@ -489,20 +643,21 @@ def _path(values: Mapping[str, Any], name: str) -> str:
 
 
 def _callback_url(
-    values: Mapping[str, Any], names: Mapping[str, str], url_prefix: str
+    values: Mapping[str, Any], names: Mapping[str, str], url_prefix: str, name: str
 ) -> str | None:
-    """The configured ``redirect_uri``: our callback route (after any prefix the app is
-    mounted under), without a fragment."""
-    if not values["CALLBACK_URL"]:
+    """The configured ``redirect_uri`` (setting ``name``): our callback route under
+    ``url_prefix`` (after any prefix the app is mounted under), without a fragment."""
+    if not values[name]:
         return None
-    url = _url(values, "CALLBACK_URL", names)
+    url = _url(values, name, names)
     route = under_prefix(url_prefix, CALLBACK_ROUTE)
+    prefix_setting = name.replace("CALLBACK_URL", "URL_PREFIX")
     if "#" in url:
-        raise ConfigError(f"{names['CALLBACK_URL']}: {url!r} has a fragment (#…): remove it")
+        raise ConfigError(f"{names[name]}: {url!r} has a fragment (#…): remove it")
     if not urlsplit(url).path.endswith(route):
         raise ConfigError(
-            f"{names['CALLBACK_URL']}: {url!r} is not the callback route: its path must end "
-            f"in {route} ({PREFIX}URL_PREFIX + {CALLBACK_ROUTE})"
+            f"{names[name]}: {url!r} is not the callback route: its path must end "
+            f"in {route} ({PREFIX}{prefix_setting} + {CALLBACK_ROUTE})"
         )
     return url
 
@@ -670,20 +825,20 @@ def _text_list(value: Any, name: str, separators: str = r"\s*,\s*") -> list[str]
     return list(value)
 
 
-def _resolver_list(value: Any) -> list[Any]:
+def _resolver_list(value: Any, name: str = "SIGNIN_RESOLVERS") -> list[Any]:
     """Resolver specs: names, ``{resolver: name, ...}`` mappings or callables; from the
     environment, a JSON list (of names or mappings) or comma-separated names."""
     if isinstance(value, str) and value.strip().startswith(("[", "{")):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: cannot read {value!r} as JSON") from None
+            raise ConfigError(f"{PREFIX}{name}: cannot read {value!r} as JSON") from None
     if isinstance(value, str):
-        return _text_list(value, "SIGNIN_RESOLVERS")
+        return _text_list(value, name)
     if callable(value) or isinstance(value, Mapping):
         return [value]
     if not isinstance(value, Sequence) or not value:
-        raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: expected a list of resolvers, got {value!r}")
+        raise ConfigError(f"{PREFIX}{name}: expected a list of resolvers, got {value!r}")
     return list(value)
 
 

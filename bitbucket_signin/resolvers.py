@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .catalog import (
     ACCOUNT_ID_ANNOTATION,
@@ -26,7 +26,7 @@ from .catalog import (
 )
 from .errors import ConfigError, ConflictError, NotFoundError, SignInError
 from .identity_keys import ascii_lower, domain_key, email_key_parts
-from .profile import BitbucketProfile, braced_uuid
+from .profile import BitbucketProfile, Profile, braced_uuid
 
 __all__ = [
     "NOT_IN_CATALOG_MESSAGE",
@@ -35,8 +35,11 @@ __all__ = [
     "Resolver",
     "ResolverFactory",
     "UserNotInCatalogError",
+    "annotation_match",
     "build_chain",
     "build_resolver",
+    "chain_from",
+    "email_matches",
     "identity_for",
     "register_resolver",
     "resolve",
@@ -70,8 +73,12 @@ class Identity:
         return self.user_entity_ref.rpartition("/")[2]
 
 
-Resolver = Callable[[BitbucketProfile, Catalog], Identity]
-ResolverFactory = Callable[[Mapping[str, Any]], Resolver]
+P = TypeVar("P", bound=Profile)
+# A resolver of one provider's profiles (Bitbucket Cloud's: ``Resolver``), and its factory.
+ProviderResolver = Callable[[P, Catalog], Identity]
+Resolver = ProviderResolver[BitbucketProfile]
+ProviderResolverFactory = Callable[[Mapping[str, Any]], ProviderResolver[P]]
+ResolverFactory = ProviderResolverFactory[BitbucketProfile]
 
 
 class UserNotInCatalogError(NotFoundError):
@@ -83,7 +90,7 @@ class UserNotInCatalogError(NotFoundError):
 
     def __init__(
         self,
-        profile: BitbucketProfile,
+        profile: Profile,
         attempts: tuple[tuple[str, str], ...],
         suggestion: str,
     ) -> None:
@@ -99,13 +106,13 @@ def identity_for(catalog: Catalog, user: UserEntity) -> Identity:
 
 
 @dataclass(frozen=True)
-class _Match:
+class CatalogMatch(Generic[P]):
     """What one built-in resolver reads from the profile and how it searches the catalog."""
 
     name: str
     missing: str
     not_found: Callable[[str], str]
-    read: Callable[[BitbucketProfile], str | None]
+    read: Callable[[P], str | None]
     find: Callable[[Catalog, str], tuple[UserEntity, ...]]
     suggest: Callable[[str], str]
     # The entity name a value signs in as without a User entity: its comparison key, so that
@@ -114,7 +121,7 @@ class _Match:
     takes_domains: bool = False
     reads_email: bool = False
 
-    def create(self, options: Mapping[str, Any]) -> CatalogResolver:
+    def create(self, options: Mapping[str, Any]) -> CatalogResolver[P]:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
         allowed = {_DANGEROUS, _DOMAINS, _ANY_DOMAIN} if self.takes_domains else {_DANGEROUS}
         for key in options:
@@ -172,10 +179,10 @@ class _Match:
 
 
 @dataclass(frozen=True)
-class CatalogResolver:
+class CatalogResolver(Generic[P]):
     """A built-in resolver, configured: one index lookup per sign-in."""
 
-    match: _Match
+    match: CatalogMatch[P]
     allow_without_catalog: bool = False
     allowed_domains: frozenset[str] | None = None
 
@@ -188,7 +195,7 @@ class CatalogResolver:
         """Whether it matches by the email (which takes a call to ``/user/emails``)."""
         return self.match.reads_email
 
-    def __call__(self, profile: BitbucketProfile, catalog: Catalog) -> Identity:
+    def __call__(self, profile: P, catalog: Catalog) -> Identity:
         value = self.match.read(profile)
         if not value:
             raise NotFoundError(self.match.missing)
@@ -203,7 +210,7 @@ class CatalogResolver:
             return self._without_catalog(value, catalog)
         raise NotFoundError(self.match.not_found(value))
 
-    def suggestion(self, profile: BitbucketProfile) -> str | None:
+    def suggestion(self, profile: P) -> str | None:
         """The YAML an administrator adds to a User entity for this resolver to match."""
         value = self.match.read(profile)
         return self.match.suggest(value) if value else None
@@ -226,11 +233,12 @@ class CatalogResolver:
         return Identity(ref, (ref,), None)
 
 
-def _annotation(
-    name: str, key: str, read: Callable[[BitbucketProfile], str | None], missing: str
-) -> _Match:
+def annotation_match(
+    name: str, key: str, read: Callable[[P], str | None], missing: str
+) -> CatalogMatch[P]:
+    """The resolver ``name``: the catalog User whose annotation ``key`` is ``read(profile)``."""
     shown = braced_uuid if key == USER_ID_ANNOTATION else str
-    return _Match(
+    return CatalogMatch(
         name=name,
         missing=missing,
         not_found=lambda value: f"No User entity has annotation {key} {_quote(value)}",
@@ -273,47 +281,57 @@ def _find_by_local_part(catalog: Catalog, email: str) -> tuple[UserEntity, ...]:
 
 
 _NO_EMAIL = "Login failed, user profile does not contain an email"
-_BUILT_IN = (
-    _annotation(
+
+
+def email_matches() -> tuple[CatalogMatch[P], CatalogMatch[P]]:
+    """Backstage's two email resolvers, for any provider's profiles."""
+    return (
+        CatalogMatch(
+            name="emailMatchingUserEntityProfileEmail",
+            missing=_NO_EMAIL,
+            not_found=lambda email: f"No User entity has spec.profile.email {_quote(email)}",
+            read=lambda profile: profile.email,
+            find=_find_by_email,
+            suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
+            reads_email=True,
+        ),
+        CatalogMatch(
+            name="emailLocalPartMatchingUserEntityName",
+            missing=_NO_EMAIL,
+            not_found=lambda email: (
+                f"No User entity named {_quote(_local_part(email))} in namespace default"
+            ),
+            read=lambda profile: profile.email,
+            find=_find_by_local_part,
+            suggest=lambda email: f"metadata:\n  name: {_quote(_local_part(email))}",
+            fallback_name=_local_part_key,
+            takes_domains=True,
+            reads_email=True,
+        ),
+    )
+
+
+_EMAIL_MATCHES: tuple[CatalogMatch[BitbucketProfile], ...] = email_matches()
+_BUILT_IN: tuple[CatalogMatch[BitbucketProfile], ...] = (
+    annotation_match(
         "userIdMatchingUserEntityAnnotation",
         USER_ID_ANNOTATION,
         lambda profile: profile.uuid,
         "Bitbucket user profile does not contain an ID",
     ),
-    _annotation(
+    annotation_match(
         "usernameMatchingUserEntityAnnotation",
         USERNAME_ANNOTATION,
         lambda profile: profile.username,
         "Bitbucket user profile does not contain a Username",
     ),
-    _annotation(
+    annotation_match(
         "accountIdMatchingUserEntityAnnotation",
         ACCOUNT_ID_ANNOTATION,
         lambda profile: profile.account_id,
         "Bitbucket user profile does not contain an account ID",
     ),
-    _Match(
-        name="emailMatchingUserEntityProfileEmail",
-        missing=_NO_EMAIL,
-        not_found=lambda email: f"No User entity has spec.profile.email {_quote(email)}",
-        read=lambda profile: profile.email,
-        find=_find_by_email,
-        suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
-        reads_email=True,
-    ),
-    _Match(
-        name="emailLocalPartMatchingUserEntityName",
-        missing=_NO_EMAIL,
-        not_found=lambda email: (
-            f"No User entity named {_quote(_local_part(email))} in namespace default"
-        ),
-        read=lambda profile: profile.email,
-        find=_find_by_local_part,
-        suggest=lambda email: f"metadata:\n  name: {_quote(_local_part(email))}",
-        fallback_name=_local_part_key,
-        takes_domains=True,
-        reads_email=True,
-    ),
+    *_EMAIL_MATCHES,
 )
 _ALIASES = {
     "bitbucketUserIdSignInResolver": "userIdMatchingUserEntityAnnotation",
@@ -331,7 +349,17 @@ def register_resolver(name: str, factory: ResolverFactory) -> None:
 
 
 def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
-    """A resolver from a name, a Backstage-style ``{resolver: name, ...options}`` or a callable."""
+    """A Bitbucket Cloud resolver from a name, a Backstage-style ``{resolver: name,
+    ...options}`` or a callable."""
+    return resolver_from(spec, _registry)
+
+
+def resolver_from(
+    spec: str | Mapping[str, Any] | ProviderResolver[P],
+    registry: Mapping[str, ProviderResolverFactory[P]],
+) -> ProviderResolver[P]:
+    """A resolver of ``registry`` (a provider's, by name) from a name, a Backstage-style
+    ``{resolver: name, ...options}`` or a callable."""
     if isinstance(spec, str):
         name, options = spec, {}
     elif isinstance(spec, Mapping):
@@ -343,7 +371,7 @@ def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
         return spec
     else:
         raise ConfigError(f"Sign-in resolver {spec!r} is not a name, a mapping or a callable")
-    factory = _registry.get(name)
+    factory = registry.get(name)
     if factory is None:
         raise ConfigError(f"Sign-in resolver '{name}' is not available")
     return factory(options)
@@ -352,8 +380,16 @@ def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
 def build_chain(
     specs: Iterable[str | Mapping[str, Any] | Resolver],
 ) -> tuple[Resolver, ...]:
-    """The resolvers to try in order; at least one."""
-    chain = tuple(build_resolver(spec) for spec in specs)
+    """The Bitbucket Cloud resolvers to try in order; at least one."""
+    return chain_from(specs, _registry)
+
+
+def chain_from(
+    specs: Iterable[str | Mapping[str, Any] | ProviderResolver[P]],
+    registry: Mapping[str, ProviderResolverFactory[P]],
+) -> tuple[ProviderResolver[P], ...]:
+    """The resolvers (of ``registry``, a provider's) to try in order; at least one."""
+    chain = tuple(resolver_from(spec, registry) for spec in specs)
     if not chain:
         raise ConfigError("At least one sign-in resolver must be configured")
     fallbacks = [
@@ -369,7 +405,7 @@ def build_chain(
     return chain
 
 
-def resolve(chain: Iterable[Resolver], profile: BitbucketProfile, catalog: Catalog) -> Identity:
+def resolve(chain: Iterable[ProviderResolver[P]], profile: P, catalog: Catalog) -> Identity:
     """Try each resolver in turn; raises :class:`UserNotInCatalogError` when none matches."""
     chain = tuple(chain)
     attempts = []
@@ -381,13 +417,13 @@ def resolve(chain: Iterable[Resolver], profile: BitbucketProfile, catalog: Catal
     raise UserNotInCatalogError(profile, tuple(attempts), _suggestion(chain, profile))
 
 
-def _name_of(resolver: Resolver) -> str:
+def _name_of(resolver: ProviderResolver[P]) -> str:
     if isinstance(resolver, CatalogResolver):
         return resolver.name
     return str(getattr(resolver, "__name__", type(resolver).__name__))
 
 
-def _suggestion(chain: tuple[Resolver, ...], profile: BitbucketProfile) -> str:
+def _suggestion(chain: tuple[ProviderResolver[P], ...], profile: P) -> str:
     """What the first built-in resolver that can use this profile would match."""
     for resolver in chain:
         if isinstance(resolver, CatalogResolver) and (text := resolver.suggestion(profile)):

@@ -12,7 +12,7 @@ import requests
 from flask import Flask
 
 from bitbucket_signin.demo import create_app
-from bitbucket_signin.emulator import EmulatorServer, load_accounts
+from bitbucket_signin.emulator import EmulatorServer, load_accounts, load_datacenter
 
 from .processes import redis_process
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
@@ -20,7 +20,9 @@ from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serv
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(load_accounts(DATA / "accounts.yaml")) as server:
+    """Bitbucket Cloud, and Data Center under ``datacenter_url``."""
+    accounts = DATA / "accounts.yaml"
+    with EmulatorServer(load_accounts(accounts), datacenter=load_datacenter(accounts)) as server:
         yield server
 
 
