@@ -31,7 +31,7 @@ timeout = 60
 graceful_timeout = 30
 
 
-# Whom to believe about https: ProxyFix alone (the demo's FLASK_PROXY_FIX), which counts the
+# Whom to believe about https: ProxyFix alone (the app's FLASK_PROXY_FIX), which counts the
 # proxies in front exactly. gunicorn by itself believes X-Forwarded-Proto from any process on
 # this machine (127.0.0.1, ::1): behind a local proxy that passes a visitor's own header on,
 # a request over plain http would count as https (Secure cookie, HSTS, an https redirect_uri).

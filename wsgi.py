@@ -1,7 +1,7 @@
 """The app for ``gunicorn wsgi:app``, configured from ``FLASK_*`` environment variables."""
 
 from bitbucket_signin import ConfigError
-from bitbucket_signin.demo import create_app
+from bitbucket_signin.standalone import create_app
 
 try:
     app = create_app()

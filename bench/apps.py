@@ -12,7 +12,7 @@ import os
 from flask import Flask, Response
 from flask_login import LoginManager, UserMixin, current_user, login_required
 
-from bitbucket_signin.demo import create_app
+from bitbucket_signin.standalone import create_app
 
 
 def protected() -> str:

@@ -7,7 +7,7 @@ the targets (issue 8) apply to the largest catalog:
   (``json.load``; PyYAML's C loader, ``yaml.load_all(..., Loader=yaml.CSafeLoader)``), best of
   alternating rounds; targets 2.0 (JSON) and 1.3 (YAML). The parse with the garbage collector
   paused is shown too: the loader pauses it, ``json.load`` does not;
-- memory: resident memory (RSS) of a process that created the demo app with that catalog, as a
+- memory: resident memory (RSS) of a process that created the standalone app with that catalog, as a
   worker does, beside one that only parsed the file; target 250 MB per worker;
 - shared, the other way to that target: the app created once, ``gc.freeze()``, then four forked
   workers that each resolve people, as ``gunicorn --preload`` does: the proportional set size
@@ -37,12 +37,12 @@ from typing import Any
 
 import yaml
 
+from bitbucket_signin.app_extension import get_extension
 from bitbucket_signin.catalog import Catalog, load_catalog
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import generated_account
-from bitbucket_signin.extension import get_state
 from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import build_chain, resolve
+from bitbucket_signin.standalone import create_app
 from tests.support import CLIENT_ID, CLIENT_SECRET, SECRET_KEY, generated_user
 
 TARGETS = {"json": 2.0, "yaml": 1.3, "memory_mb": 250, "shared": 1.5, "lookup": 1.2}
@@ -212,7 +212,7 @@ def child(kind: str, path: Path, users: int) -> dict[str, Any]:
     app = create_app(app_config(path))
     gc.collect()
     if kind == "worker":
-        return memory_of() | {"users": len(get_state(app).catalog_store.current().users)}
+        return memory_of() | {"users": len(get_extension(app).catalog_store.current().users)}
     gc.freeze()  # what a gunicorn.conf.py does before forking its workers (preload_app)
     return {"sample": shared_workers(app, users, SAMPLE), "everyone": shared_workers(app, users)}
 
@@ -220,7 +220,7 @@ def child(kind: str, path: Path, users: int) -> dict[str, Any]:
 def shared_workers(app: Any, users: int, people: int | None = None) -> dict[str, float]:
     """Fork WORKERS workers that each resolve ``people`` (default: everyone); their memory."""
     people_profiles = profiles(users, people)
-    state = get_state(app)
+    extension = get_extension(app)
     pids, ready = [], []
     for _ in range(WORKERS):
         done, finished = os.pipe()
@@ -228,7 +228,7 @@ def shared_workers(app: Any, users: int, people: int | None = None) -> dict[str,
         pid = os.fork()
         if pid == 0:  # a worker: resolve, say so, wait to be measured
             for profile in people_profiles:
-                state.resolve(profile)
+                extension.resolve(profile)
             os.write(finished, b"x")
             os.read(go_on, 1)
             os._exit(0)

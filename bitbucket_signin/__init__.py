@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
+from .app_extension import get_extension
 from .errors import CatalogError, ConfigError, ConflictError, NotFoundError, SignInError
-from .extension import BitbucketSignIn, get_state
+from .extension import BitbucketSignIn
 from .profile import BitbucketProfile
 from .session import CatalogUser
 
@@ -19,5 +19,5 @@ __all__ = [
     "NotFoundError",
     "SignInError",
     "__version__",
-    "get_state",
+    "get_extension",
 ]

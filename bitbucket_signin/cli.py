@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from .app_extension import get_extension
 from .errors import SignInError
-from .extension import get_state
 from .profile import BitbucketProfile, braced_uuid
 
 
@@ -19,7 +19,7 @@ def cli() -> None:
 @with_appcontext
 def check() -> None:
     """Load the catalog as the app would and report what it holds."""
-    catalog = get_state().catalog_store.current()
+    catalog = get_extension().catalog_store.current()
     click.echo(
         f"{len(catalog.users)} users, {len(catalog.groups)} groups in {len(catalog.files)} file(s)"
     )
@@ -50,7 +50,7 @@ def resolve_command(
         email=email,
     )
     try:
-        identity = get_state().resolve(profile)
+        identity = get_extension().resolve(profile)
     except SignInError as error:
         raise click.ClickException(error.message) from None
     click.echo(identity.user_entity_ref)

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from .errors import SignInError
+from .errors import UpstreamError
 from .profile import BitbucketProfile, profile_from_api
 from .redirects import origin
 from .transport import BodyTooLargeError, ProcessSessions, RedirectRefusedError
@@ -29,18 +29,6 @@ MAX_PAGES = 20
 POOL_SIZE = 32
 PAGE_LENGTH = 100
 TOLERATED_WORKSPACE_STATUSES = frozenset({403, 404, 410})
-
-
-class UpstreamError(SignInError):
-    """Bitbucket failed, refused or timed out; the status is 502, 503 or 504."""
-
-    status = 502
-
-    def __init__(
-        self, message: str, *, status: int | None = None, upstream_status: int | None = None
-    ) -> None:
-        super().__init__(message, status=status)
-        self.upstream_status = upstream_status
 
 
 def upstream_error_for_status(status: int, what: str) -> UpstreamError:

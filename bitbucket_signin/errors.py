@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .profile import Profile
+
 
 class ConfigError(Exception):
     """A misconfiguration found at start-up; the message is one line naming the setting."""
@@ -45,3 +47,40 @@ class SessionStoreUnavailableError(SignInError):
             "Sign-in sessions are unavailable right now, so this page cannot tell who you are. "
             "Please try again in a moment."
         )
+
+
+class UpstreamError(SignInError):
+    """Bitbucket failed, refused or timed out; the status is 502, 503 or 504."""
+
+    status = 502
+
+    def __init__(
+        self, message: str, *, status: int | None = None, upstream_status: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.upstream_status = upstream_status
+
+
+NOT_IN_CATALOG_MESSAGE = (
+    "Failed to sign-in, unable to resolve user identity. Please verify that your catalog "
+    "contains the expected User entities that would match your configured sign-in resolver."
+)
+
+
+class UserNotInCatalogError(NotFoundError):
+    """No resolver of the chain found the visitor; says what an administrator should add.
+
+    ``attempts`` pairs each resolver's name with its message; ``suggestion`` is a YAML
+    snippet for the visitor's User entity.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        attempts: tuple[tuple[str, str], ...],
+        suggestion: str,
+    ) -> None:
+        super().__init__(NOT_IN_CATALOG_MESSAGE)
+        self.profile = profile
+        self.attempts = attempts
+        self.suggestion = suggestion

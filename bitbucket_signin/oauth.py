@@ -18,13 +18,12 @@ from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
 from .client import (
     Deadline,
-    UpstreamError,
     json_object,
     upstream_error_for_exception,
     upstream_error_for_status,
 )
 from .config import Settings
-from .errors import SignInError
+from .errors import SignInError, UpstreamError
 from .transport import BoundedAdapter
 
 PROVIDER = "bitbucket"

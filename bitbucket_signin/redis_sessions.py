@@ -24,7 +24,7 @@ from flask_login import user_accessed
 
 from .errors import ConfigError, SessionStoreUnavailableError, SignInError
 from .profile import normalize_uuid
-from .session import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS
+from .session_keys import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS
 
 try:
     from flask_session.redis import RedisSessionInterface

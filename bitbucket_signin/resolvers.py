@@ -24,17 +24,21 @@ from .catalog import (
     annotation_value_key,
     is_valid_name,
 )
-from .errors import ConfigError, ConflictError, NotFoundError, SignInError
+from .errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    SignInError,
+    UserNotInCatalogError,
+)
 from .identity_keys import ascii_lower, domain_key, email_key_parts
 from .profile import BitbucketProfile, Profile, braced_uuid
 
 __all__ = [
-    "NOT_IN_CATALOG_MESSAGE",
     "CatalogResolver",
     "Identity",
     "Resolver",
     "ResolverFactory",
-    "UserNotInCatalogError",
     "annotation_match",
     "build_chain",
     "build_resolver",
@@ -45,10 +49,6 @@ __all__ = [
     "resolve",
 ]
 
-NOT_IN_CATALOG_MESSAGE = (
-    "Failed to sign-in, unable to resolve user identity. Please verify that your catalog "
-    "contains the expected User entities that would match your configured sign-in resolver."
-)
 _DANGEROUS = "dangerouslyAllowSignInWithoutUserInCatalog"
 _DOMAINS = "allowedDomains"
 _ANY_DOMAIN = "dangerouslyAllowAnyEmailDomain"
@@ -79,25 +79,6 @@ ProviderResolver = Callable[[P, Catalog], Identity]
 Resolver = ProviderResolver[BitbucketProfile]
 ProviderResolverFactory = Callable[[Mapping[str, Any]], ProviderResolver[P]]
 ResolverFactory = ProviderResolverFactory[BitbucketProfile]
-
-
-class UserNotInCatalogError(NotFoundError):
-    """No resolver of the chain found the visitor; says what an administrator should add.
-
-    ``attempts`` pairs each resolver's name with its message; ``suggestion`` is a YAML
-    snippet for the visitor's User entity.
-    """
-
-    def __init__(
-        self,
-        profile: Profile,
-        attempts: tuple[tuple[str, str], ...],
-        suggestion: str,
-    ) -> None:
-        super().__init__(NOT_IN_CATALOG_MESSAGE)
-        self.profile = profile
-        self.attempts = attempts
-        self.suggestion = suggestion
 
 
 def identity_for(catalog: Catalog, user: UserEntity) -> Identity:

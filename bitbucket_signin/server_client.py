@@ -18,12 +18,11 @@ import requests
 
 from .client import (
     Deadline,
-    UpstreamError,
     json_object,
     upstream_error_for_exception,
     upstream_error_for_status,
 )
-from .errors import SignInError
+from .errors import SignInError, UpstreamError
 from .server_profile import (
     ServerProfile,
     entry_named,

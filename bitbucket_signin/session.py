@@ -9,24 +9,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, current_app, session
 from flask_login import UserMixin, login_user, user_accessed
 
+from .app_extension import EXTENSION_NAME, AppExtension
 from .errors import SignInError
 from .profile import BitbucketProfile, for_session, normalize_uuid
 from .resolvers import Identity
+from .session_keys import PROFILE_KEY, SEEN_AT_KEY, SEEN_AT_RESOLUTION_SECONDS, SIGNED_IN_AT_KEY
 
-if TYPE_CHECKING:
-    from .extension import SignInState
-
-EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
-PROFILE_KEY = "_bitbucket_profile"
-SIGNED_IN_AT_KEY = "_bitbucket_signed_in_at"
-SEEN_AT_KEY = "_bitbucket_seen_at"
-# How stale the last-seen stamp may get before a request renews it (a session write).
-SEEN_AT_RESOLUTION_SECONDS = 60
 logger = logging.getLogger(__name__)
 
 
@@ -75,7 +68,7 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
 
 
 def start_session(
-    extension: SignInState, identity: Identity, profile: BitbucketProfile
+    extension: AppExtension, identity: Identity, profile: BitbucketProfile
 ) -> CatalogUser:
     """Replace whatever the session held with a fresh signed-in session (no fixation).
 
@@ -125,14 +118,14 @@ class _ChainedLoader:
         self.app_loader = app_loader
 
     def __call__(self, user_id: str) -> Any:
-        extension: SignInState | None = current_app.extensions.get(EXTENSION_NAME)
+        extension: AppExtension | None = current_app.extensions.get(EXTENSION_NAME)
         profile = _session_profile(user_id) if extension is not None else None
         if profile is None and self.app_loader is not None:
             return self.app_loader(user_id)
         return _load_user(extension, profile) if extension is not None else None
 
 
-def _load_user(extension: SignInState, profile: BitbucketProfile | None) -> CatalogUser | None:
+def _load_user(extension: AppExtension, profile: BitbucketProfile | None) -> CatalogUser | None:
     if profile is None or _expired(extension) or _idle(extension):
         session.clear()
         return None
@@ -156,7 +149,7 @@ def _session_profile(user_id: str) -> BitbucketProfile | None:
     return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
 
 
-def _idle(extension: SignInState) -> bool:
+def _idle(extension: AppExtension) -> bool:
     """Whether the person was away longer than the idle timeout; renews the stamp if not."""
     seen_at = session.get(SEEN_AT_KEY)
     now = int(_now(extension))
@@ -170,7 +163,7 @@ def _idle(extension: SignInState) -> bool:
     return False
 
 
-def _expired(extension: SignInState) -> bool:
+def _expired(extension: AppExtension) -> bool:
     duration = extension.settings.session_duration
     if duration is None:
         return False
@@ -180,6 +173,6 @@ def _expired(extension: SignInState) -> bool:
     return _now(extension) - signed_in_at > duration.total_seconds()
 
 
-def _now(extension: SignInState) -> float:
+def _now(extension: AppExtension) -> float:
     """Seconds since the epoch: ``BITBUCKET_CLOCK`` when set (tests move it), else the system's."""
     return (extension.settings.clock or time.time)()

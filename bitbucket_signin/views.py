@@ -25,15 +25,19 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
 
-from .client import Deadline, UpstreamError
+from .app_extension import AppExtension, get_extension
+from .client import Deadline
 from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
-from .errors import SessionStoreUnavailableError, SignInError
-from .extension import SignInState, get_state
+from .errors import (
+    SessionStoreUnavailableError,
+    SignInError,
+    UpstreamError,
+    UserNotInCatalogError,
+)
 from .oauth import PROVIDER, STALE_LINK, exchange_code
 from .profile import BitbucketProfile
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
-from .resolvers import UserNotInCatalogError
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
@@ -105,7 +109,7 @@ def start() -> ResponseReturnValue:
     ``next`` is kept with Authlib's pending state (the verifier and redirect_uri), so it
     expires and is forgotten with it; one too long to keep in the cookie becomes ``/``.
     """
-    extension = get_state()
+    extension = get_extension()
     next_path = safe_next(request.args.get("next"))
     try:
         redirect_uri = _callback_url(extension.settings)
@@ -128,7 +132,7 @@ def callback() -> ResponseReturnValue:
     Nothing in the request is believed, nor shown, before its state is found pending in
     this browser's session: anyone can send a person a link carrying an error text.
     """
-    extension = get_state()
+    extension = get_extension()
     returned_state = request.args.get("state", "")
     next_path = "/"
     try:
@@ -148,7 +152,7 @@ def callback() -> ResponseReturnValue:
     return response
 
 
-def _ask_bitbucket(extension: SignInState) -> BitbucketProfile:
+def _ask_bitbucket(extension: AppExtension) -> BitbucketProfile:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
     only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
     deadline = Deadline(extension.settings.callback_timeout)
@@ -192,7 +196,7 @@ def logout_everywhere() -> ResponseReturnValue:
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     if isinstance(current_user, CatalogUser):
-        ended = get_state().sign_out_everywhere(current_user.profile.uuid)
+        ended = get_extension().sign_out_everywhere(current_user.profile.uuid)
         logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
     return _sign_out()
 
@@ -210,7 +214,7 @@ def _sign_out() -> ResponseReturnValue:
 
 def health() -> tuple[Response, int]:
     """For load balancers: 200 when the catalog is loaded and the session store answers."""
-    extension = get_state()
+    extension = get_extension()
     store = extension.catalog_store
     catalog = store.current() if store.loaded_at is not None else None
     sessions = extension.redis_sessions
@@ -240,7 +244,7 @@ def _iso_time(timestamp: float | None) -> str | None:
 
 def theme_css() -> Response:
     """The brand colour, and a text colour that reads on it (white or near-black)."""
-    color = get_state().settings.brand_color
+    color = get_extension().settings.brand_color
     css = f":root {{ --brand: {color}; --on-brand: {text_color_on(color)}; }}\n"
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -265,7 +269,7 @@ def render_signin(
     """The sign-in page, showing ``error`` or ``notice`` when there is one."""
     return render_template(
         "bitbucket_signin/signin.html",
-        settings=get_state().settings,
+        settings=get_extension().settings,
         error=error,
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,

@@ -11,8 +11,8 @@ import pytest
 import requests
 from flask import Flask
 
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer, load_accounts, load_datacenter
+from bitbucket_signin.standalone import create_app
 
 from .processes import redis_process
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve

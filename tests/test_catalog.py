@@ -17,7 +17,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitbucket_signin import catalog as catalog_module
 from bitbucket_signin.catalog import (
     DEFAULT_MAX_BYTES,
     MAX_YAML_ALIASES,
@@ -26,6 +25,7 @@ from bitbucket_signin.catalog import (
     UserEntity,
     load_catalog,
 )
+from bitbucket_signin.catalog import store as catalog_module
 from bitbucket_signin.errors import CatalogError
 
 from .support import FakeClock
@@ -467,7 +467,7 @@ def test_aliases_of_mappings_and_lists_are_limited_per_document(tmp_path: Path) 
 
 
 def test_entity_count_is_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bitbucket_signin.catalog.MAX_ENTITIES", 3)
+    monkeypatch.setattr("bitbucket_signin.catalog.loader.MAX_ENTITIES", 3)
     write(tmp_path / "people.yaml", user("b"), user("c"))
     root = write(tmp_path / "catalog.yaml", user("a"), location("people.yaml"))
     assert catalog_error(root) == "people.yaml: more than 3 entities, the limit"
@@ -944,14 +944,14 @@ def test_store_reloads_a_slow_catalog_in_the_background(
     too) gets the previous catalog, and ``wait_for_reload`` returns once the new one is in."""
     catalog_store, clock, good = slow_store(people)
     loading, finish = threading.Event(), threading.Event()
-    load = catalog_module._Loader.load
+    load = catalog_module.Loader.load
 
     def slow_load(loader: Any) -> Catalog:
         loading.set()
         finish.wait(30)
         return load(loader)
 
-    monkeypatch.setattr(catalog_module._Loader, "load", slow_load)
+    monkeypatch.setattr(catalog_module.Loader, "load", slow_load)
     assert catalog_store.current() is good
     assert loading.wait(30)
     clock.now += 10

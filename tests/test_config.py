@@ -346,7 +346,7 @@ auth:
     ],
 )
 def test_app_refuses_bad_resolvers_at_start_up(changes: dict[str, Any], message: str) -> None:
-    from bitbucket_signin.demo import create_app
+    from bitbucket_signin.standalone import create_app
 
     with pytest.raises(ConfigError) as raised:
         create_app({**BASE, **changes})

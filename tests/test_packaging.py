@@ -1,4 +1,4 @@
-"""The built wheel carries the templates and static files: render the page from an install."""
+"""The built wheel carries the pages, static files and py.typed: render the page from an install."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from bitbucket_signin import __version__
 
 from .support import DATA, SECRET_KEY
 
@@ -15,7 +17,7 @@ RENDER = textwrap.dedent(
     """
     import sys
     import bitbucket_signin
-    from bitbucket_signin.demo import create_app
+    from bitbucket_signin.standalone import create_app
 
     assert bitbucket_signin.__file__.startswith(sys.argv[1]), bitbucket_signin.__file__
     app = create_app({
@@ -42,6 +44,7 @@ def test_wheel_install_renders_the_signin_page(tmp_path: Path) -> None:
         capture_output=True,
     )
     wheel = next(dist.glob("bitbucket_signin-*.whl"))
+    assert wheel.name.startswith(f"bitbucket_signin-{__version__}-")
     target = tmp_path / "installed"
     subprocess.run(
         [
@@ -58,6 +61,7 @@ def test_wheel_install_renders_the_signin_page(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
+    assert (target / "bitbucket_signin" / "py.typed").is_file()
     result = subprocess.run(
         [sys.executable, "-c", RENDER, str(target), SECRET_KEY, str(DATA / "catalog.yaml")],
         cwd=tmp_path,

@@ -9,13 +9,18 @@ from typing import Any
 import pytest
 
 from bitbucket_signin.catalog import Catalog, UserEntity, load_catalog
-from bitbucket_signin.errors import ConfigError, ConflictError, NotFoundError, SignInError
+from bitbucket_signin.errors import (
+    NOT_IN_CATALOG_MESSAGE,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    SignInError,
+    UserNotInCatalogError,
+)
 from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import (
-    NOT_IN_CATALOG_MESSAGE,
     Identity,
     Resolver,
-    UserNotInCatalogError,
     build_chain,
     build_resolver,
     identity_for,

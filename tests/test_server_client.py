@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bitbucket_signin.client import Deadline, UpstreamError
+from bitbucket_signin.client import Deadline
 from bitbucket_signin.emulator import EmulatorServer, datacenter_from_dict, load_accounts
-from bitbucket_signin.errors import SignInError
+from bitbucket_signin.errors import SignInError, UpstreamError
 from bitbucket_signin.server_client import DataCenterClient
 from bitbucket_signin.server_profile import ServerProfile
 

@@ -15,7 +15,7 @@ import requests
 from flask import Flask
 from flask_login import current_user
 
-from bitbucket_signin import get_state
+from bitbucket_signin import get_extension
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import PENDING_SECONDS, PERSON_PREFIX
@@ -129,15 +129,15 @@ def test_admins_sign_a_person_out_everywhere_from_python(
     app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url)
     with serve(app) as url:
         browsers = [signed_in_browser(url, bitbucket, JANE) for _ in range(3)]
-        assert get_state(app).sign_out_everywhere(JANE.upper().strip("{}")) == 3
+        assert get_extension(app).sign_out_everywhere(JANE.upper().strip("{}")) == 3
         assert not any(is_signed_in(browser, url) for browser in browsers)
-        assert get_state(app).sign_out_everywhere(JANE) == 0
+        assert get_extension(app).sign_out_everywhere(JANE) == 0
 
 
 def test_cookie_sessions_cannot_sign_out_everywhere(app: Flask) -> None:
     assert "bitbucket_signin.logout_everywhere" not in app.view_functions
     with pytest.raises(RuntimeError, match="BITBUCKET_SESSION_REDIS_URL"):
-        get_state(app).sign_out_everywhere(JANE)
+        get_extension(app).sign_out_everywhere(JANE)
 
 
 @pytest.mark.parametrize("store", ["cookie", "redis"])
@@ -272,7 +272,7 @@ def test_a_request_under_way_cannot_bring_back_a_session_that_ended(
         with ThreadPoolExecutor(1) as pool:
             under_way = pool.submit(thief.get, f"{url}/slow", timeout=30)
             assert read.wait(10)
-            assert get_state(app).sign_out_everywhere(JANE) == 1
+            assert get_extension(app).sign_out_everywhere(JANE) == 1
             release.set()
             assert under_way.result().status_code == 200
         assert not is_signed_in(thief, url)
@@ -292,5 +292,5 @@ def test_sign_out_everywhere_finds_a_session_kept_alive_past_its_index_expiry(
         clock.advance(61)
         assert is_signed_in(kept_alive, url)
         assert 30 * 60 < store.ttl(index) <= 31 * 60
-        assert get_state(app).sign_out_everywhere(JANE) == 1
+        assert get_extension(app).sign_out_everywhere(JANE) == 1
         assert not is_signed_in(kept_alive, url)

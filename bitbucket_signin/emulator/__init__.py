@@ -11,13 +11,13 @@ from .accounts import (
     Consumer,
     Email,
     EmulatorConfig,
-    Workspace,
+    WorkspaceMembership,
     config_from_dict,
     generated_account,
     generated_accounts,
     load_accounts,
 )
-from .app import EmulatorState, create_app, emulator_state
+from .app import create_app
 from .datacenter import DataCenterState, datacenter_state, install_datacenter
 from .datacenter_accounts import (
     DataCenterConfig,
@@ -29,6 +29,7 @@ from .datacenter_accounts import (
 from .faults import ENDPOINTS, Fault, FaultError, FaultRegistry, fault_from_dict, parse_fault_spec
 from .loopback import ListenAddressError
 from .server import EmulatorServer
+from .state import EmulatorState, emulator_state
 
 __all__ = [
     "ENDPOINTS",
@@ -47,7 +48,7 @@ __all__ = [
     "ListenAddressError",
     "ServerConsumer",
     "ServerUser",
-    "Workspace",
+    "WorkspaceMembership",
     "config_from_dict",
     "create_app",
     "datacenter_from_dict",

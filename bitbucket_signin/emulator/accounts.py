@@ -48,7 +48,7 @@ class Email:
 
 
 @dataclass(frozen=True)
-class Workspace:
+class WorkspaceMembership:
     """A workspace the account belongs to."""
 
     slug: str
@@ -66,17 +66,17 @@ class Account:
     nickname: str
     username: str | None = None
     emails: tuple[Email, ...] = ()
-    workspaces: tuple[Workspace, ...] = ()
+    workspaces: tuple[WorkspaceMembership, ...] = ()
     avatar: str | None = None
     account_status: str = "active"
     created_on: str = DEFAULT_CREATED_ON
 
     def matches(self, who: str) -> bool:
         """True when ``who`` is this account's uuid (any case, braces optional), id or username."""
-        return self.matches_normalized(who, normalize_uuid(who))
+        return self.matches_normalized(who, canonical_uuid(who))
 
     def matches_normalized(self, who: str, who_uuid: str | None) -> bool:
-        """:meth:`matches` with ``normalize_uuid(who)`` already worked out (once, for many)."""
+        """:meth:`matches` with ``canonical_uuid(who)`` already worked out (once, for many)."""
         return who_uuid == self.uuid or who in (self.account_id, self.username)
 
 
@@ -90,11 +90,11 @@ class EmulatorConfig:
 
     def find_account(self, who: str) -> Account | None:
         """The account whose uuid, account_id or username is ``who``."""
-        who_uuid = normalize_uuid(who)
+        who_uuid = canonical_uuid(who)
         return next((a for a in self.accounts if a.matches_normalized(who, who_uuid)), None)
 
 
-def normalize_uuid(value: str) -> str | None:
+def canonical_uuid(value: str) -> str | None:
     """``{lower-case-uuid}`` for a UUID given with or without braces, else None."""
     try:
         return _braced(uuid.UUID(value.strip().strip("{}")))
@@ -251,7 +251,7 @@ class Checker:
         )
 
     def uuid(self, entry: dict[str, Any], what: str) -> str:
-        value = normalize_uuid(self.text(entry, what, "uuid"))
+        value = canonical_uuid(self.text(entry, what, "uuid"))
         if value is None:
             raise self.error(f"{what}: uuid is not a UUID")
         return value
@@ -276,7 +276,7 @@ class Checker:
                 for where, item in self.entries(entry, what, "emails")
             ),
             workspaces=tuple(
-                Workspace(
+                WorkspaceMembership(
                     slug=self.text(item, where, "slug"),
                     uuid=self.uuid(item, where),
                     administrator=self.flag(item, where, "administrator", False),

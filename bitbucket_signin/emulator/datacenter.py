@@ -24,17 +24,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from flask import redirect as redirect_to
 from flask.typing import ResponseReturnValue
 
-from .app import (
-    OAuthError,
-    PageError,
-    emulator_state,
-    endpoint,
-    initials_avatar,
-    pkce_matches,
-    token_response,
-    with_query,
-)
+from .api import initials_avatar
+from .control import control_routes_for_loopback_peers_only
 from .datacenter_accounts import DataCenterConfig, ServerConsumer, ServerUser
+from .endpoints import endpoint
+from .errors import PageError, TokenEndpointError
+from .oauth import token_response, with_query
+from .state import emulator_state, pkce_matches
 
 TOKEN_LIFETIME = 3600
 REFRESH_LIFETIME = 90 * 24 * 3600
@@ -47,6 +43,7 @@ NOT_AUTHENTICATED = "Authentication failed. Please check your credentials and tr
 
 blueprint = Blueprint("emulator_datacenter", __name__)
 control = Blueprint("emulator_datacenter_control", __name__)
+control.before_request(control_routes_for_loopback_peers_only)
 
 
 class RestError(Exception):
@@ -129,15 +126,15 @@ class DataCenterState:
         with self.lock:
             code = self.codes.pop(form.get("code", ""), None)
             if code is None or code.consumer != consumer.key:
-                raise OAuthError(400, "invalid_grant", "Invalid authorization code")
+                raise TokenEndpointError(400, "invalid_grant", "Invalid authorization code")
             if code.expires <= self.now():
-                raise OAuthError(400, "invalid_grant", "Authorization code expired")
+                raise TokenEndpointError(400, "invalid_grant", "Authorization code expired")
             if form.get("redirect_uri") != code.redirect_uri:
-                raise OAuthError(400, "invalid_grant", "Redirect URI mismatch")
+                raise TokenEndpointError(400, "invalid_grant", "Redirect URI mismatch")
             if code.code_challenge and not pkce_matches(
                 code.code_challenge, code.code_challenge_method, form.get("code_verifier", "")
             ):
-                raise OAuthError(400, "invalid_grant", "PKCE verification failed")
+                raise TokenEndpointError(400, "invalid_grant", "PKCE verification failed")
             return self._issue(consumer, code.user_id)
 
     def refresh(self, consumer: ServerConsumer, form: Mapping[str, str]) -> dict[str, Any]:
@@ -145,9 +142,9 @@ class DataCenterState:
         with self.lock:
             old = self.by_refresh.get(form.get("refresh_token", ""))
             if old is None or old.consumer != consumer.key or old.refresh_expires <= self.now():
-                raise OAuthError(400, "invalid_grant", "Invalid refresh token")
+                raise TokenEndpointError(400, "invalid_grant", "Invalid refresh token")
             if form.get("redirect_uri") != consumer.redirect_url:
-                raise OAuthError(400, "invalid_grant", "Redirect URI mismatch")
+                raise TokenEndpointError(400, "invalid_grant", "Redirect URI mismatch")
             del self.by_refresh[old.refresh_token]
             self.by_access.pop(old.access_token, None)
             return self._issue(consumer, old.user_id)
@@ -207,7 +204,9 @@ def _page_fault(status: int, phrase: str) -> Exception:
 
 
 def _token_fault(status: int, phrase: str) -> Exception:
-    return OAuthError(status, "server_error" if status >= 500 else "invalid_request", phrase)
+    return TokenEndpointError(
+        status, "server_error" if status >= 500 else "invalid_request", phrase
+    )
 
 
 # --- OAuth ----------------------------------------------------------------------------------
@@ -281,7 +280,7 @@ def _client() -> ServerConsumer:
     if consumer is None or not secrets.compare_digest(
         consumer.secret.encode(), form.get("client_secret", "").encode()
     ):
-        raise OAuthError(401, "invalid_client", "Client authentication failed")
+        raise TokenEndpointError(401, "invalid_client", "Client authentication failed")
     return consumer
 
 
@@ -290,7 +289,7 @@ def _client() -> ServerConsumer:
 def token() -> ResponseReturnValue:
     """``authorization_code`` and ``refresh_token`` grants, form-encoded only."""
     if request.mimetype != FORM_TYPE:
-        raise OAuthError(400, "invalid_request", f"Content-Type must be {FORM_TYPE}")
+        raise TokenEndpointError(400, "invalid_request", f"Content-Type must be {FORM_TYPE}")
     consumer, state = _client(), datacenter_state()
     return token_response(
         lambda: state.redeem_code(consumer, request.form),

@@ -10,11 +10,12 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from .accounts import EmulatorConfig
-from .app import EmulatorState, create_app, emulator_state
+from .app import create_app
 from .datacenter import install_datacenter
 from .datacenter_accounts import DataCenterConfig
 from .faults import Fault
 from .loopback import check_listen_address, warn_exposed
+from .state import EmulatorState, emulator_state
 
 
 class EmulatorServer:

@@ -81,7 +81,7 @@ def _gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app_url(emulator_url: str) -> Iterator[str]:
-    """The demo app under gunicorn (3 workers), themed, against the emulator."""
+    """The standalone app under gunicorn (3 workers), themed, against the emulator."""
     yield from _gunicorn(emulator_url, TIMEOUT="5")
 
 

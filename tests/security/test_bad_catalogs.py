@@ -17,8 +17,8 @@ from flask import Flask
 
 from bitbucket_signin import ConfigError
 from bitbucket_signin.catalog import MAX_YAML_ALIASES
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.standalone import create_app
 
 from ..support import DATA, JANE, FakeClock, home_page, serve, sign_in, touch_later
 

@@ -20,9 +20,9 @@ import yaml
 from flask import Flask
 
 from bitbucket_signin import ConfigError
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.emulator.accounts import config_from_dict
+from bitbucket_signin.standalone import create_app
 
 from ..support import DATA, serve, session_contents, sign_in, touch_later
 from ..test_identity_keys import FOLDED, LOOK_ALIKES

@@ -27,9 +27,9 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from bitbucket_signin import BitbucketSignIn
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
+from bitbucket_signin.standalone import create_app
 from bitbucket_signin.views import PENDING_STATE_PREFIX
 
 from ..processes import free_port, redis_process
@@ -179,7 +179,7 @@ def test_redis_storage_without_the_redis_extra_stops_start_up(app_config: dict[s
     program = (
         "import json, sys\n"
         "sys.modules['redis'] = None  # not installed\n"
-        "from bitbucket_signin.demo import create_app\n"
+        "from bitbucket_signin.standalone import create_app\n"
         "create_app(json.loads(sys.argv[1]))\n"
     )
     config = {**app_config, "BITBUCKET_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1/0"}

@@ -13,8 +13,8 @@ import requests
 from flask import Flask
 
 from bitbucket_signin import BitbucketSignIn, ConfigError
-from bitbucket_signin.demo import create_app
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.standalone import create_app
 
 from ..processes import run_wsgi
 from ..support import JANE, grant_at_emulator, home_page, serve, session_contents, start_sign_in

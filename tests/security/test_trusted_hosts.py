@@ -14,8 +14,8 @@ import requests
 from flask import Flask
 from packaging.requirements import Requirement
 
+from bitbucket_signin.app_extension import get_extension
 from bitbucket_signin.errors import SignInError
-from bitbucket_signin.extension import get_state
 from bitbucket_signin.views import _callback_url
 
 from ..support import serve
@@ -63,7 +63,7 @@ def test_our_own_check_refuses_an_untrusted_host(make_app: Callable[..., Flask],
     with app.test_request_context("/api/auth/bitbucket/start", headers={"Host": host}):
         app.config["TRUSTED_HOSTS"] = TRUSTED  # set, but not seen by Flask for this request
         with pytest.raises(SignInError) as refused:
-            _callback_url(get_state().settings)
+            _callback_url(get_extension().settings)
     assert refused.value.status == 400
 
 

@@ -1,55 +1,33 @@
-"""Load a Backstage-style catalog of ``User`` and ``Group`` entities, and keep it current.
+"""The generic Backstage catalog loader: reads ``User``, ``Group`` and ``Location`` entities
+from a YAML or JSON file (and the files its Locations name), validates them with Backstage's
+rules and returns an indexed :class:`~bitbucket_signin.catalog.model.Catalog`.
 
-:func:`load_catalog` reads one file (and the files its ``Location`` entities name),
-validates it with Backstage's rules and returns an immutable, indexed :class:`Catalog`.
-:class:`CatalogStore` holds the current catalog and reloads it when its files change.
+What a consumer asks of annotations (value checks, values no two users may share) comes in as
+:class:`AnnotationRules`; the loader itself knows no annotation.
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import re
 import reprlib
 import stat
 import sys
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from .config import DEFAULTS
-from .errors import CatalogError
-from .identity_keys import ascii_lower, email_key, username_key
-from .profile import normalize_uuid
+from ..config import DEFAULTS
+from ..errors import CatalogError
+from ..identity_keys import ascii_lower, email_key
+from .model import Catalog, Entity, GroupEntity, UserEntity
 
-__all__ = [
-    "ACCOUNT_ID_ANNOTATION",
-    "DEFAULT_MAX_BYTES",
-    "MAX_ENTITIES",
-    "MAX_YAML_ALIASES",
-    "USERNAME_ANNOTATION",
-    "USER_ID_ANNOTATION",
-    "Catalog",
-    "CatalogStore",
-    "GroupEntity",
-    "UserEntity",
-    "annotation_value_key",
-    "is_valid_name",
-    "load_catalog",
-]
-
-USER_ID_ANNOTATION = "bitbucket.org/user-id"
-ACCOUNT_ID_ANNOTATION = "bitbucket.org/account-id"
-USERNAME_ANNOTATION = "bitbucket.org/username"
 DEFAULT_MAX_BYTES: int = DEFAULTS["CATALOG_MAX_BYTES"]
 # Limits against hostile files (deep nesting is refused by the parsers themselves: libyaml
 # at 1000 levels, JSON at Python's recursion limit).
@@ -57,13 +35,12 @@ MAX_ENTITIES = 1_000_000
 # Aliases of a mapping or list per YAML document, like SnakeYAML (50) and Symfony (128): the
 # parser shares the aliased object, but each alias of a list makes the loader read it again.
 MAX_YAML_ALIASES = 100
+PAUSE_SECONDS = 0.0002  # how long a load that steps aside (``pause_every``) lets others run
 
 _API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
 _SKIPPED_KINDS = frozenset({"Component", "API", "System", "Domain", "Resource", "Template"})
-_CLAIMED = (USER_ID_ANNOTATION, ACCOUNT_ID_ANNOTATION, USERNAME_ANNOTATION)
 _NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _NAMESPACE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PARSE_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
@@ -77,7 +54,22 @@ _JSON_LIST_END = re.compile(r"[ \t\n\r]*\Z")
 _JSON_ITEMS_END = re.compile(r"[ \t\n\r]*\}[ \t\n\r]*\Z")
 
 # (st_mtime_ns, st_size, st_ino) of a regular file; None when missing or not a regular file.
-_Stamp = tuple[int, int, int] | None
+Stamp = tuple[int, int, int] | None
+
+
+class AnnotationRules(Protocol):
+    """What a consumer of the catalog asks of annotations."""
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """Annotations whose values :meth:`problem` checks."""
+
+    @property
+    def unique(self) -> tuple[str, ...]:
+        """Annotations whose values no two users may share (compared as the index does)."""
+
+    def problem(self, key: str, value: str) -> str | None:
+        """What is wrong with annotation ``key`` holding ``value`` (``None``: nothing)."""
 
 
 def is_valid_name(value: str) -> bool:
@@ -85,253 +77,7 @@ def is_valid_name(value: str) -> bool:
     return len(value) <= 63 and _NAME.fullmatch(value) is not None
 
 
-def annotation_value_key(key: str, value: str) -> str:
-    """How annotation values compare: uuids without braces, usernames by :func:`username_key`."""
-    if key == USER_ID_ANNOTATION:
-        return normalize_uuid(value)
-    if key == USERNAME_ANNOTATION:
-        return username_key(value)
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Entity:
-    """What User and Group entities share; ``ref`` is the lower-cased ``user:default/jdoe``."""
-
-    kind: str
-    name: str
-    namespace: str
-    annotations: Mapping[str, str] = field(hash=False, repr=False)
-    source: Path
-    document: int
-    ref: str = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ref", ascii_lower(f"{self.kind}:{self.namespace}/{self.name}"))
-
-
-@dataclass(frozen=True, slots=True)
-class UserEntity(_Entity):
-    """A ``kind: User`` entity; ``member_of`` holds every group ref it belongs to, sorted."""
-
-    display_name: str = ""
-    email: str | None = None
-    picture: str | None = None
-    member_of: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class GroupEntity(_Entity):
-    """A ``kind: Group`` entity; ``members`` are the user refs of its ``spec.members``."""
-
-    type: str = ""
-    members: tuple[str, ...] = ()
-
-
-class Catalog:
-    """The users and groups of one load, indexed for constant-time lookups. Read-only."""
-
-    __slots__ = (
-        "_by_annotation",
-        "_by_email",
-        "_by_ref",
-        "_ownership",
-        "files",
-        "groups",
-        "users",
-        "warnings",
-    )
-
-    def __init__(
-        self,
-        users: Iterable[UserEntity],
-        groups: Iterable[GroupEntity] = (),
-        *,
-        files: Iterable[Path] = (),
-        warnings: Iterable[str] = (),
-    ) -> None:
-        self.users = tuple(users)
-        self.groups = tuple(groups)
-        self.files = tuple(files)
-        self.warnings = tuple(warnings)
-        self._by_ref = {user.ref: user for user in self.users}
-        self._ownership = {user.ref: _ownership(user) for user in self.users}
-        by_annotation: defaultdict[tuple[str, str], list[UserEntity]] = defaultdict(list)
-        by_email: defaultdict[str, list[UserEntity]] = defaultdict(list)
-        for user in self.users:
-            for key, value in user.annotations.items():
-                by_annotation[key, annotation_value_key(key, value)].append(user)
-            if user.email and (address := email_key(user.email)) is not None:
-                by_email[address].append(user)
-        self._by_annotation = {key: tuple(found) for key, found in by_annotation.items()}
-        self._by_email = {key: tuple(found) for key, found in by_email.items()}
-
-    def user_by_ref(self, ref: str) -> UserEntity | None:
-        """The user with this full ref (``user:namespace/name``), ASCII case-insensitive."""
-        return self._by_ref.get(ascii_lower(ref))
-
-    def user_by_name(self, name: str, namespace: str = "default") -> UserEntity | None:
-        """The user with this name in this namespace, ASCII case-insensitive."""
-        return self.user_by_ref(f"user:{namespace}/{name}")
-
-    def users_by_annotation(self, key: str, value: str) -> tuple[UserEntity, ...]:
-        """The users whose annotation ``key`` has this value (see :func:`annotation_value_key`)."""
-        return self._by_annotation.get((key, annotation_value_key(key, value)), ())
-
-    def users_by_email(self, email: str) -> tuple[UserEntity, ...]:
-        """The users whose ``spec.profile.email`` has this address's :func:`email_key`."""
-        key = email_key(email)
-        return () if key is None else self._by_email.get(key, ())
-
-    def ownership_refs(self, user: UserEntity) -> tuple[str, ...]:
-        """The user's own ref and the refs of all its groups, sorted."""
-        return self._ownership.get(user.ref) or _ownership(user)
-
-
-def _ownership(user: UserEntity) -> tuple[str, ...]:
-    return tuple(sorted({user.ref, *user.member_of}))
-
-
-def load_catalog(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Catalog:
-    """Read, validate and index a catalog file; raises :class:`CatalogError` and nothing else."""
-    return _Loader(Path(path), max_bytes).load()
-
-
-BACKGROUND_PAUSE_EVERY = 100  # entities (about half a millisecond of loading)
-BACKGROUND_PAUSE_SECONDS = 0.0002
-
-
-class CatalogStore:
-    """The current catalog, reloaded (at most once per ``check_interval``) when its files change.
-
-    What a caller sees, the one rule: :meth:`current` returns the newest catalog whose load has
-    finished, never one half-built. The call that notices a change reloads inline and returns
-    the result, unless the last load took ``inline_reload_limit`` seconds or more (0: always):
-    then the reload runs in a background thread, so that no request waits for it, and every
-    call returns the previous catalog, the one that started it included, until the new one
-    replaces it in one step when the load ends. :meth:`wait_for_reload` waits for that.
-
-    A reload that fails keeps the last good catalog and logs the error once. ``clock`` (seconds)
-    paces the checks and times the loads.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        check_interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        logger: logging.Logger | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        inline_reload_limit: float = 0.2,
-    ) -> None:
-        self.path = Path(path)
-        self.check_interval = check_interval
-        self.inline_reload_limit = inline_reload_limit
-        self._clock = clock
-        self._logger = logger or logging.getLogger(__name__)
-        self._max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._no_background_reload = threading.Event()
-        self._no_background_reload.set()
-        self._catalog: Catalog | None = None
-        self.loaded_at: float | None = None  # wall-clock time of the last successful load
-        self._stamps: dict[Path, _Stamp] = {}
-        self._next_check = 0.0
-        self._load_seconds = 0.0
-
-    def load(self) -> Catalog:
-        """Load the catalog now; raises :class:`CatalogError` (start-up must fail)."""
-        with self._lock:
-            return self._reload()
-
-    def current(self) -> Catalog:
-        """The current catalog; cheap enough to call on every request."""
-        catalog = self._catalog
-        if catalog is None:
-            raise RuntimeError("CatalogStore.load() must be called first")
-        if self._clock() < self._next_check or not self._lock.acquire(blocking=False):
-            return catalog
-        if not self._changed():
-            self._lock.release()
-            return catalog
-        if self._load_seconds >= self.inline_reload_limit:
-            self._no_background_reload.clear()
-            threading.Thread(
-                target=self._reload_and_release,
-                args=(True,),
-                name="catalog-reload",
-                daemon=True,
-            ).start()
-            return catalog
-        self._reload_and_release(background=False)
-        return self._catalog or catalog
-
-    def wait_for_reload(self, timeout: float | None = None) -> bool:
-        """Wait until no background reload runs; ``False`` if one still does after ``timeout``."""
-        return self._no_background_reload.wait(timeout)
-
-    def _changed(self) -> bool:
-        """With the lock held: whether a file changed since the last attempt (if time to look)."""
-        if self._clock() < self._next_check:
-            return False
-        self._next_check = self._clock() + self.check_interval
-        return any(_stamp(path) != seen for path, seen in self._stamps.items())
-
-    def _reload_and_release(self, background: bool) -> None:
-        """Reload (the lock is held), log a failure, and release the lock."""
-        try:
-            self._reload(previous=self._catalog, background=background)
-        except CatalogError as error:
-            self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
-        finally:
-            self._no_background_reload.set()  # before the release: a new reload may clear it
-            self._lock.release()
-
-    def _reload(self, previous: Catalog | None = None, *, background: bool = False) -> Catalog:
-        # In the background, the reload steps aside now and then, so that requests served
-        # meanwhile wait for the interpreter a fraction of a millisecond, not a whole slice.
-        loader = _Loader(
-            self.path, self._max_bytes, pause_every=BACKGROUND_PAUSE_EVERY if background else 0
-        )
-        started = self._clock()
-        try:
-            catalog = loader.load()
-        finally:
-            self._load_seconds = self._clock() - started
-            self._stamps = loader.stamps
-            self._next_check = self._clock() + self.check_interval
-        if previous is not None and previous.users and not catalog.users:
-            # Most likely a file caught half-written (truncated, not yet filled): signing
-            # everyone out for it would be worse than waiting for the next change.
-            raise CatalogError(
-                f"{self.path.name}: the catalog now has no users; restart the app "
-                "if that is intended"
-            )
-        for warning in catalog.warnings:
-            self._logger.warning("catalog: %s", warning)
-        self._catalog = catalog
-        self.loaded_at = time.time()
-        self._logger.info(
-            "catalog loaded from %s: %d users, %d groups",
-            self.path,
-            len(catalog.users),
-            len(catalog.groups),
-        )
-        return catalog
-
-
-def _stamp(path: Path) -> _Stamp:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
-
-
-class _Loader:
+class Loader:
     """One load: walks the files, validates the documents, links users and groups.
 
     Files are read one entity at a time and duplicates checked as entities arrive; at the end
@@ -340,16 +86,19 @@ class _Loader:
     ends, so its passes over the growing heap would find nothing (and took 3/4 of the time).
     """
 
-    def __init__(self, root: Path, max_bytes: int, *, pause_every: int = 0) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int, rules: AnnotationRules, *, pause_every: int = 0
+    ) -> None:
         self.root = root.absolute()
         self.max_bytes = max_bytes
+        self.rules = rules
         self.pause_every = pause_every
-        self.stamps: dict[Path, _Stamp] = {}
+        self.stamps: dict[Path, Stamp] = {}
         self._done: set[Path] = set()
         self._labels: dict[Path, str] = {}
         self._users: list[UserEntity] = []
         self._groups: list[GroupEntity] = []
-        self._entities: dict[str, _Entity] = {}
+        self._entities: dict[str, Entity] = {}
         self._group_refs: dict[tuple[str, str], str] = {}
         self._count = 0
 
@@ -378,7 +127,7 @@ class _Loader:
             return
         self._done.add(real)
         self._labels[path] = label
-        fields = _Fields(label, self._group_refs)
+        fields = _Fields(label, self._group_refs, self.rules)
         chain = (*chain, path)
         documents = self._documents(path, label)
         for index, document in enumerate(documents, start=1):
@@ -388,7 +137,7 @@ class _Loader:
             if self._count > MAX_ENTITIES:
                 raise CatalogError(f"{label}: more than {MAX_ENTITIES} entities, the limit")
             if self.pause_every and self._count % self.pause_every == 0:
-                time.sleep(BACKGROUND_PAUSE_SECONDS)  # the request threads' turn
+                time.sleep(PAUSE_SECONDS)  # the request threads' turn
             fields.at(index)
             try:
                 self._entity(path, fields, document, chain)
@@ -483,7 +232,7 @@ class _Loader:
             for target in fields.targets(spec):
                 self._walk(self._target(path, target, fields), chain)
 
-    def _add(self, entity: _Entity) -> None:
+    def _add(self, entity: Entity) -> None:
         first = self._entities.setdefault(entity.ref, entity)
         if first is not entity:
             raise CatalogError(
@@ -544,7 +293,7 @@ class _Loader:
     def _check_claims(self, catalog: Catalog) -> None:
         """Refuse two users claiming one Bitbucket account: a sign-in would find both."""
         for user in catalog.users:
-            for key in _CLAIMED:
+            for key in self.rules.unique:
                 value = user.annotations.get(key)
                 if value is None:
                     continue
@@ -555,15 +304,18 @@ class _Loader:
                         f"claimed by {self._describe(first)}"
                     )
 
-    def _describe(self, entity: _Entity) -> str:
+    def _describe(self, entity: Entity) -> str:
         return _place(self._labels[entity.source], entity.document, entity.kind, entity.name)
 
 
 class _Fields:
     """Reads and validates the fields of the entities of one file, one entity at a time."""
 
-    def __init__(self, file: str, group_refs: dict[tuple[str, str], str]) -> None:
+    def __init__(
+        self, file: str, group_refs: dict[tuple[str, str], str], rules: AnnotationRules
+    ) -> None:
         self.file = file
+        self.rules = rules
         self.document = 0
         self.kind: str | None = None
         self.entity_name: str | None = None
@@ -635,12 +387,11 @@ class _Fields:
                     f"metadata.annotations {_quote(key)} must map a string to a string"
                 )
             shared_keys = shared_keys and sys.intern(key) is key
-        user_id = annotations.get(USER_ID_ANNOTATION)
-        if user_id is not None and not _UUID.fullmatch(_unbrace(user_id.strip())):
-            raise self.error(
-                f"annotation {USER_ID_ANNOTATION} {_quote(user_id)} is not a uuid, "
-                'e.g. "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"'
-            )
+        for key in self.rules.checked:
+            value = annotations.get(key)
+            problem = None if value is None else self.rules.problem(key, value)
+            if problem is not None:
+                raise self.error(f"annotation {key} {_quote(value)} {problem}")
         if not shared_keys:
             # Each YAML document has its own copy of each key; a hundred thousand of
             # "bitbucket.org/user-id" would take 7 MB.
@@ -805,10 +556,6 @@ def _real(path: Path, place: str) -> Path:
         return path.resolve()
     except (OSError, RuntimeError) as error:
         raise CatalogError(f"{place}: cannot resolve {_quote(str(path))}: {error}") from None
-
-
-def _unbrace(value: str) -> str:
-    return value[1:-1] if value.startswith("{") and value.endswith("}") else value
 
 
 def _quote(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""The demo app behind ``wsgi.py``: sign-in plus a protected home page showing who is there."""
+"""The standalone app, for ``gunicorn wsgi:app`` (deployments and the demo alike): sign-in plus
+a protected home page showing who is there, configured from ``FLASK_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from flask import Flask, render_template
 from flask_login import login_required
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .extension import BitbucketSignIn, get_state
+from .app_extension import get_extension
+from .extension import BitbucketSignIn
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -30,6 +32,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/")
     @login_required  # type: ignore[untyped-decorator]
     def home() -> str:
-        return render_template("bitbucket_signin/home.html", settings=get_state().settings)
+        return render_template("bitbucket_signin/home.html", settings=get_extension().settings)
 
     return app

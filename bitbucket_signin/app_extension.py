@@ -1,0 +1,107 @@
+"""The extension's per-app object (:class:`AppExtension`) and its accessor :func:`get_extension`.
+
+The views, the CLI and the session find what the extension keeps for the current app here.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app
+from flask_login import LoginManager
+
+from ._version import __version__
+from .catalog import CatalogStore
+from .client import BitbucketClient, SignInLimit
+from .config import Settings
+from .errors import CatalogError, ConfigError, SignInError
+from .metrics import Metrics
+from .oauth import bitbucket_oauth_app
+from .profile import BitbucketProfile, workspace_refusal
+from .redis_sessions import RedisSessions
+from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
+
+EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
+
+
+class AppExtension:
+    """What the extension keeps per app, in ``app.extensions["bitbucket_signin"]``."""
+
+    def __init__(self, app: Flask, settings: Settings) -> None:
+        self.settings = settings
+        try:
+            self.resolvers: tuple[Resolver, ...] = build_chain(settings.resolvers)
+        except ConfigError as error:
+            raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
+        self.catalog_store = CatalogStore(
+            settings.catalog_path,
+            check_interval=settings.catalog_check_interval,
+            clock=settings.clock or time.monotonic,
+            max_bytes=settings.catalog_max_bytes,
+        )
+        try:
+            self.catalog_store.load()
+        except CatalogError as error:
+            raise ConfigError(f"BITBUCKET_CATALOG: {error}") from None
+        user_agent = f"bitbucket-signin/{__version__}"
+        self.client = BitbucketClient(
+            settings.api_base_url,
+            timeout=settings.timeout,
+            max_body_bytes=settings.max_response_bytes,
+            user_agent=user_agent,
+            emails=_fetches_emails(settings, self.resolvers),
+            workspaces=bool(settings.allowed_workspaces),
+        )
+        self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
+        self.oauth_app = bitbucket_oauth_app(settings, user_agent)
+        _use_login_manager(app)
+        self.redis_sessions: RedisSessions | None = None
+        self.metrics: Metrics | None = None
+
+    def resolve(self, profile: BitbucketProfile) -> Identity:
+        """The catalog identity of ``profile`` now; raises a ``SignInError`` when there is none."""
+        refusal = workspace_refusal(profile, self.settings.allowed_workspaces)
+        if refusal is not None:
+            raise SignInError(refusal, status=403)
+        return resolve(self.resolvers, profile, self.catalog_store.current())
+
+    def sign_out_everywhere(self, person: str) -> int:
+        """End every session of the Bitbucket account ``person`` (its uuid); how many ended.
+
+        Needs ``BITBUCKET_SESSION_REDIS_URL``: a signed cookie cannot be recalled.
+        """
+        if self.redis_sessions is None:
+            raise RuntimeError("sign_out_everywhere needs BITBUCKET_SESSION_REDIS_URL")
+        return self.redis_sessions.sign_out_everywhere(person)
+
+
+def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:
+    """Whether sign-in asks Bitbucket for the emails: by default when a resolver may read
+    one (an email resolver, or a custom callable, which may read anything)."""
+    by_email = [r.name for r in chain if isinstance(r, CatalogResolver) and r.reads_email]
+    if settings.fetch_emails is False and by_email:
+        raise ConfigError(
+            f"BITBUCKET_FETCH_EMAILS is false, but the resolver {by_email[0]} matches by email"
+        )
+    if settings.fetch_emails is not None:
+        return settings.fetch_emails
+    return bool(by_email) or not all(isinstance(r, CatalogResolver) for r in chain)
+
+
+def _use_login_manager(app: Flask) -> None:
+    """Keep the app's own LoginManager and its settings (our sign-in page becomes its
+    ``login_view`` only when it has none), or make one with our page that flashes nothing
+    (the sign-in page says why the visitor is there)."""
+    manager: LoginManager | None = getattr(app, "login_manager", None)
+    if manager is None:
+        manager = LoginManager(app)
+        manager.login_message = None
+    if manager.login_view is None:
+        manager.login_view = "bitbucket_signin.signin"
+
+
+def get_extension(app: Flask | None = None) -> AppExtension:
+    """The extension's per-app object for ``app`` (default: the current app)."""
+    target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+    extension: AppExtension = target.extensions[EXTENSION_NAME]
+    return extension
