@@ -373,12 +373,13 @@ def route_paths(settings: Settings) -> dict[str, str]:
     paths = {
         "theme": f"{OWN_FILES_PATH}/theme.css",
         "static": f"{OWN_FILES_PATH}/static/<path:filename>",
-        "start": under_prefix(settings.url_prefix, "/start"),
-        "callback": under_prefix(settings.url_prefix, CALLBACK_ROUTE),
-        "refresh": under_prefix(settings.url_prefix, "/refresh"),
-        "logout": under_prefix(settings.url_prefix, "/logout"),
+        "logout": under_prefix(settings.url_prefix, "/logout"),  # whoever signed the person in
         "signin": settings.signin_url,
     }
+    if settings.client_id is not None:  # Bitbucket Cloud's own routes
+        paths["start"] = under_prefix(settings.url_prefix, "/start")
+        paths["callback"] = under_prefix(settings.url_prefix, CALLBACK_ROUTE)
+        paths["refresh"] = under_prefix(settings.url_prefix, "/refresh")
     if settings.server is not None:
         for route in ("start", "refresh", "logout"):
             paths[f"server_{route}"] = under_prefix(settings.server.url_prefix, f"/{route}")

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - the metrics extra is not installed
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _CALLBACK_STARTED = "_bitbucket_callback_started"
+CALLBACK_ENDPOINTS = frozenset({"bitbucket_signin.callback", "bitbucket_signin.server_callback"})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Each call to Bitbucket is labelled by what it is, told by how its URL path ends, and never
 # by the path itself: next-page links come from Bitbucket's answers, and each new label
@@ -144,7 +145,7 @@ def install_metrics(app: Flask, path: str, store: CatalogStore) -> Metrics:
 
     @app.before_request
     def start_timing() -> None:
-        if request.endpoint == "bitbucket_signin.callback":
+        if request.endpoint in CALLBACK_ENDPOINTS:
             g.setdefault(_CALLBACK_STARTED, time.perf_counter())
 
     @app.after_request

@@ -1,7 +1,8 @@
 """The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
 
-The session holds the Bitbucket identity the resolvers need, never a token. Each request
-runs the resolver chain against the current catalog, so catalog edits apply at once.
+The session holds the Bitbucket identity the resolvers need and which provider (Cloud or
+Data Center) gave it, never a token. Each request runs that provider's resolver chain
+against the current catalog, so catalog edits apply at once.
 """
 
 from __future__ import annotations
@@ -16,17 +17,25 @@ from flask_login import UserMixin, login_user, user_accessed
 
 from .app_extension import EXTENSION_NAME, AppExtension
 from .errors import SignInError
-from .profile import BitbucketProfile, for_session, normalize_uuid
+from .profile import Profile
+from .providers import CLOUD, Provider
 from .resolvers import Identity
-from .session_keys import PROFILE_KEY, SEEN_AT_KEY, SEEN_AT_RESOLUTION_SECONDS, SIGNED_IN_AT_KEY
+from .session_keys import (
+    PROFILE_KEY,
+    PROVIDER_KEY,
+    SEEN_AT_KEY,
+    SEEN_AT_RESOLUTION_SECONDS,
+    SIGNED_IN_AT_KEY,
+)
 
 logger = logging.getLogger(__name__)
 
 
 class CatalogUser(UserMixin):  # type: ignore[misc]
-    """``current_user`` when signed in: a catalog identity and the Bitbucket profile behind it."""
+    """``current_user`` when signed in: a catalog identity and the Bitbucket profile behind it
+    (a ``BitbucketProfile``, or a ``ServerProfile`` for Data Center: ``profile.provider``)."""
 
-    def __init__(self, identity: Identity, profile: BitbucketProfile) -> None:
+    def __init__(self, identity: Identity, profile: Profile) -> None:
         self.identity = identity
         self.profile = profile
 
@@ -64,11 +73,11 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
         return (entity.picture if entity else None) or self.profile.avatar_url
 
     def get_id(self) -> str:
-        return self.profile.uuid
+        return self.profile.user_id
 
 
 def start_session(
-    extension: AppExtension, identity: Identity, profile: BitbucketProfile
+    extension: AppExtension, provider: Provider[Any], identity: Identity, profile: Profile
 ) -> CatalogUser:
     """Replace whatever the session held with a fresh signed-in session (no fixation).
 
@@ -79,8 +88,9 @@ def start_session(
     if regenerate is not None:
         regenerate(session)
     session.clear()
-    kept = for_session(profile, extension.settings.allowed_workspaces)
+    kept = provider.kept(profile)
     now = int(_now(extension))
+    session[PROVIDER_KEY] = provider.name
     session[PROFILE_KEY] = kept.to_dict()
     session[SIGNED_IN_AT_KEY] = now
     session[SEEN_AT_KEY] = now
@@ -119,34 +129,44 @@ class _ChainedLoader:
 
     def __call__(self, user_id: str) -> Any:
         extension: AppExtension | None = current_app.extensions.get(EXTENSION_NAME)
-        profile = _session_profile(user_id) if extension is not None else None
-        if profile is None and self.app_loader is not None:
+        found = _session_profile(extension, user_id) if extension is not None else None
+        if found is None and self.app_loader is not None:
             return self.app_loader(user_id)
-        return _load_user(extension, profile) if extension is not None else None
+        if extension is None:
+            return None
+        if found is None:  # a session that names a user but holds no profile of theirs
+            session.clear()
+            return None
+        return _load_user(extension, *found)
 
 
-def _load_user(extension: AppExtension, profile: BitbucketProfile | None) -> CatalogUser | None:
-    if profile is None or _expired(extension) or _idle(extension):
+def _load_user(
+    extension: AppExtension, provider: Provider[Any], profile: Profile
+) -> CatalogUser | None:
+    if _expired(extension, provider) or _idle(extension):
         session.clear()
         return None
     try:
-        identity = extension.resolve(profile)
+        identity = provider.resolve(profile, extension.catalog_store.current())
     except SignInError as error:
-        logger.info("Signing out %s %s: %s", profile.display_name, profile.uuid, error.message)
+        logger.info("Signing out %s %s: %s", profile.display_name, profile.user_id, error.message)
         session.clear()
         return None
     return CatalogUser(identity, profile)
 
 
-def _session_profile(user_id: str) -> BitbucketProfile | None:
+def _session_profile(extension: AppExtension, user_id: str) -> tuple[Provider[Any], Profile] | None:
+    """The provider that signed this session in (still configured) and the profile it kept,
+    when that profile is of ``user_id``."""
     data = session.get(PROFILE_KEY)
-    if not isinstance(data, dict):
+    provider = extension.providers.get(str(session.get(PROVIDER_KEY, CLOUD)))
+    if not isinstance(data, dict) or provider is None:
         return None
     try:
-        profile = BitbucketProfile.from_dict(data)
+        profile: Profile = provider.load_profile(data)
     except (KeyError, TypeError, ValueError):
         return None
-    return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
+    return (provider, profile) if provider.same_user(profile, user_id) else None
 
 
 def _idle(extension: AppExtension) -> bool:
@@ -163,8 +183,8 @@ def _idle(extension: AppExtension) -> bool:
     return False
 
 
-def _expired(extension: AppExtension) -> bool:
-    duration = extension.settings.session_duration
+def _expired(extension: AppExtension, provider: Provider[Any]) -> bool:
+    duration = provider.session_duration
     if duration is None:
         return False
     signed_in_at = session.get(SIGNED_IN_AT_KEY)

@@ -34,15 +34,18 @@ from .errors import (
     UpstreamError,
     UserNotInCatalogError,
 )
-from .oauth import PROVIDER, STALE_LINK, exchange_code
-from .profile import BitbucketProfile
+from .oauth import STALE_LINK, exchange_code
+from .profile import Profile
+from .providers import CLOUD, DATA_CENTER, Provider
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import sign_in_failed, signed_in, signed_out
 
-PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
+# Authlib keeps each pending sign-in under "_state_<provider>_<state>".
+PENDING_STATE_PREFIX = f"_state_{CLOUD}_"
+PENDING_STATE_PREFIXES = (PENDING_STATE_PREFIX, f"_state_{DATA_CENTER}_")
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
 # this many unfinished sign-ins, each remembering a ``next`` of at most this many characters.
 MAX_PENDING_SIGN_INS = 3
@@ -78,10 +81,15 @@ def create_blueprint(settings: Settings) -> Blueprint:
     )
     paths = route_paths(settings)
     blueprint.add_url_rule(paths["signin"], "signin", signin_page)
-    blueprint.add_url_rule(paths["start"], "start", start)
-    blueprint.add_url_rule(paths["callback"], "callback", callback)
-    blueprint.add_url_rule(paths["refresh"], "refresh", refresh)
+    for routes, provider in (("", CLOUD), ("server_", DATA_CENTER)):
+        if f"{routes}start" not in paths:  # the provider is not on
+            continue
+        for route, view in (("start", start), ("callback", callback), ("refresh", refresh)):
+            endpoint = routes + route
+            blueprint.add_url_rule(paths[endpoint], endpoint, view, defaults={"provider": provider})
     blueprint.add_url_rule(paths["logout"], "logout", logout, methods=["POST"])
+    if "server_logout" in paths:
+        blueprint.add_url_rule(paths["server_logout"], "server_logout", logout, methods=["POST"])
     if "logout_everywhere" in paths:
         blueprint.add_url_rule(
             paths["logout_everywhere"], "logout_everywhere", logout_everywhere, methods=["POST"]
@@ -103,21 +111,21 @@ def signin_page() -> ResponseReturnValue:
     return render_signin(next_path=next_path, notice=notice)
 
 
-def start() -> ResponseReturnValue:
-    """Remember ``next`` and send the browser to Bitbucket with state and PKCE.
+def start(provider: str) -> ResponseReturnValue:
+    """Remember ``next`` and send the browser to the provider with state and PKCE.
 
     ``next`` is kept with Authlib's pending state (the verifier and redirect_uri), so it
     expires and is forgotten with it; one too long to keep in the cookie becomes ``/``.
     """
-    extension = get_extension()
+    signing_in = get_extension().provider(provider)
     next_path = safe_next(request.args.get("next"))
     try:
-        redirect_uri = _callback_url(extension.settings)
+        redirect_uri = _callback_url(signing_in)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
-    authorization = extension.oauth_app.create_authorization_url(redirect_uri)
-    extension.oauth_app.save_authorize_data(
+    authorization = signing_in.oauth_app.create_authorization_url(redirect_uri)
+    signing_in.oauth_app.save_authorize_data(
         state=authorization["state"],
         code_verifier=authorization["code_verifier"],
         redirect_uri=redirect_uri,
@@ -126,47 +134,51 @@ def start() -> ResponseReturnValue:
     return redirect(authorization["url"])
 
 
-def callback() -> ResponseReturnValue:
-    """Bitbucket sends the browser back here with a code (or an error) and our state.
+def callback(provider: str) -> ResponseReturnValue:
+    """The provider sends the browser back here with a code (or an error) and our state.
 
     Nothing in the request is believed, nor shown, before its state is found pending in
     this browser's session: anyone can send a person a link carrying an error text.
     """
     extension = get_extension()
+    signing_in = extension.provider(provider)
     returned_state = request.args.get("state", "")
+    pending_key = f"_state_{provider}_{returned_state}"
     next_path = "/"
     try:
-        next_path = safe_next(_pending_sign_in(returned_state).get("next"))
+        next_path = safe_next(_pending_sign_in(pending_key, returned_state).get("next"))
         _check_provider_error()
-        profile = _ask_bitbucket(extension)
-        identity = extension.resolve(profile)
+        profile = _ask_bitbucket(extension, signing_in)
+        identity = signing_in.resolve(profile, extension.catalog_store.current())
     except SignInError as error:
-        session.pop(PENDING_STATE_PREFIX + returned_state, None)
+        session.pop(pending_key, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
-        return error_page(error, next_path)
-    user = start_session(extension, identity, profile)
+        return error_page(error, next_path, failed=signing_in)
+    user = start_session(extension, signing_in, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
-def _ask_bitbucket(extension: AppExtension) -> BitbucketProfile:
+def _ask_bitbucket(extension: AppExtension, signing_in: Provider[Any]) -> Profile:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
     only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
     deadline = Deadline(extension.settings.callback_timeout)
     with extension.sign_in_limit.slot():
-        token = exchange_code(extension.oauth_app, deadline)
-        return extension.client.fetch_profile(token["access_token"], deadline)
+        token = exchange_code(signing_in.oauth_app, deadline)
+        profile: Profile = signing_in.fetch_profile(token["access_token"], deadline)
+        return profile
 
 
-def refresh() -> tuple[Response, int] | Response:
-    """Backstage's refresh answer for the signed-in person, as JSON."""
+def refresh(provider: str) -> tuple[Response, int] | Response:
+    """Backstage's refresh answer for the person this provider signed in, as JSON."""
     if request.headers.get("X-Requested-With") != "XMLHttpRequest":
         return _auth_error("Invalid X-Requested-With header")
-    if not isinstance(current_user, CatalogUser):  # nobody, or a user of the app's own login
-        return _auth_error("You are not signed in with Bitbucket")
+    # Nobody, a user of the app's own login, or someone the other provider signed in.
+    if not isinstance(current_user, CatalogUser) or current_user.profile.provider != provider:
+        return _auth_error(f"You are not signed in with {get_extension().provider(provider).label}")
     user: CatalogUser = current_user
     return jsonify(
         profile={
@@ -196,8 +208,9 @@ def logout_everywhere() -> ResponseReturnValue:
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     if isinstance(current_user, CatalogUser):
-        ended = get_extension().sign_out_everywhere(current_user.profile.uuid)
-        logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
+        person = current_user.get_id()
+        ended = get_extension().sign_out_everywhere(person)
+        logger.info("Signed out everywhere: %s (%d sessions)", person, ended)
     return _sign_out()
 
 
@@ -264,24 +277,35 @@ def text_color_on(background: str) -> str:
 
 
 def render_signin(
-    *, error: SignInError | None = None, next_path: str = "/", notice: str | None = None
+    *,
+    error: SignInError | None = None,
+    next_path: str = "/",
+    notice: str | None = None,
+    failed: Provider[Any] | None = None,
 ) -> str:
-    """The sign-in page, showing ``error`` or ``notice`` when there is one."""
+    """The sign-in page, with a button per provider, showing ``error`` (of the provider
+    ``failed``, whose button then says "Try again") or ``notice`` when there is one."""
+    extension = get_extension()
     return render_template(
         "bitbucket_signin/signin.html",
-        settings=get_extension().settings,
+        settings=extension.settings,
         error=error,
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
         retryable=isinstance(error, UpstreamError),
-        start_url=url_for("bitbucket_signin.start"),
+        buttons=[
+            (provider.label, url_for(provider.endpoint("start")), provider is failed)
+            for provider in extension.providers.values()
+        ],
         start_params=[("next", next_path)] if next_path != "/" else [],
     )
 
 
-def error_page(error: SignInError, next_path: str = "/") -> tuple[str, int]:
-    """The sign-in page showing ``error``, and its status."""
-    return render_signin(error=error, next_path=next_path), error.status
+def error_page(
+    error: SignInError, next_path: str = "/", failed: Provider[Any] | None = None
+) -> tuple[str, int]:
+    """The sign-in page showing ``error`` (of the provider ``failed``), and its status."""
+    return render_signin(error=error, next_path=next_path, failed=failed), error.status
 
 
 def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
@@ -292,9 +316,10 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
 
 
-def _pending_sign_in(returned_state: str) -> dict[str, Any]:
-    """The data Authlib keeps for this browser's unexpired sign-in with ``returned_state``."""
-    pending = session.get(PENDING_STATE_PREFIX + returned_state) if returned_state else None
+def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:
+    """The data Authlib keeps (under ``key``: the provider's prefix and ``returned_state``)
+    for this browser's unexpired sign-in with ``returned_state``."""
+    pending = session.get(key) if returned_state else None
     data = pending.get("data") if isinstance(pending, dict) else None
     if not isinstance(data, dict) or _expired(pending, time.time()):
         raise SignInError(STALE_LINK, status=400)
@@ -323,17 +348,17 @@ def _check_provider_error() -> None:
         )
 
 
-def _callback_url(settings: Settings) -> str:
+def _callback_url(provider: Provider[Any]) -> str:
     """The redirect_uri: configured, or derived from a host Flask was told to trust."""
-    if settings.callback_url:
-        return settings.callback_url
+    if provider.callback_url:
+        return provider.callback_url
     if not _host_is_trusted(request.host):
         raise SignInError(
             "Sign-in is not set up for this address: the administrator must set "
-            "BITBUCKET_CALLBACK_URL (or TRUSTED_HOSTS).",
+            f"{provider.callback_setting} (or TRUSTED_HOSTS).",
             status=400,
         )
-    return url_for("bitbucket_signin.callback", _external=True)
+    return url_for(provider.endpoint("callback"), _external=True)
 
 
 def _host_is_trusted(host: str) -> bool:
@@ -352,7 +377,7 @@ def _forget_old_sign_ins() -> None:
     """Drop expired sign-ins and keep room for one more among the newest few, so the
     cookie cannot grow without end."""
     now = time.time()
-    keys = [key for key in session if key.startswith(PENDING_STATE_PREFIX)]
+    keys = [key for key in session if key.startswith(PENDING_STATE_PREFIXES)]
     live = sorted(
         (key for key in keys if not _expired(session[key], now)),
         key=lambda key: session[key]["exp"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from flask import Flask
 from bitbucket_signin.emulator import EmulatorServer, load_accounts, load_datacenter
 from bitbucket_signin.standalone import create_app
 
+from .datacenter import Site, register_link, served_later, server_config
 from .processes import redis_process
 from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
 
@@ -106,3 +108,24 @@ def http() -> Iterator[requests.Session]:
     """A browser-like cookie jar for talking to the live app."""
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def make_site(
+    app_config: dict[str, Any], bitbucket: EmulatorServer, clock: FakeClock
+) -> Iterator[Callable[..., Site]]:
+    """``make_site(**overrides)``: an app with Bitbucket Cloud and the emulator's Data Center
+    (``BITBUCKET_SERVER_…``; the test link's redirect URL is this app's callback), on the
+    test clock, served over real HTTP on a free port."""
+    with ExitStack() as stack:
+
+        def factory(**overrides: Any) -> Site:
+            url, late = stack.enter_context(served_later())
+            register_link(bitbucket, url)
+            config = {**app_config, **server_config(bitbucket), "BITBUCKET_CLOCK": clock}
+            late.app = create_app(
+                {key: value for key, value in {**config, **overrides}.items() if value is not None}
+            )
+            return Site(url, late.app)
+
+        yield factory

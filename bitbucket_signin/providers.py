@@ -1,0 +1,122 @@
+"""The identity providers a site signs people in with: Bitbucket Cloud, Bitbucket Data Center,
+or both (during a migration). Each is one :class:`Provider`: its OAuth client, how it finds
+the account behind a token, its resolvers, and what its sessions keep, so that the routes,
+the session and the pages handle either the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any, Generic
+
+from .catalog import Catalog
+from .client import BitbucketClient, Deadline
+from .config import ServerSettings, Settings
+from .errors import ConfigError, SignInError
+from .oauth import PROVIDER as CLOUD
+from .oauth import bitbucket_oauth_app
+from .profile import BitbucketProfile, for_session, normalize_uuid, workspace_refusal
+from .resolvers import Identity, P, ProviderResolver, Resolver, resolve
+from .server_client import DataCenterClient
+from .server_oauth import server_oauth_app
+from .server_profile import PROVIDER as DATA_CENTER
+from .server_profile import ServerProfile
+from .server_resolvers import server_chain
+
+__all__ = ["CLOUD", "DATA_CENTER", "Provider", "cloud_provider", "server_provider"]
+
+
+@dataclass(frozen=True)
+class Provider(Generic[P]):
+    """One identity provider, configured.
+
+    ``name`` is Backstage's (``bitbucket``, ``bitbucketServer``): Authlib's client name and
+    the routes' last segment; ``routes`` prefixes the endpoints of its routes (``start``,
+    ``server_start``, …); ``label`` names it on the sign-in button.
+    """
+
+    name: str
+    label: str
+    routes: str
+    callback_url: str | None
+    callback_setting: str
+    session_duration: timedelta | None
+    oauth_app: Any
+    fetch_profile: Callable[[str, Deadline], P]
+    resolvers: tuple[ProviderResolver[P], ...]
+    load_profile: Callable[[Mapping[str, Any]], P]
+    same_user: Callable[[P, str], bool]
+    kept: Callable[[P], P]
+    refusal: Callable[[P], str | None]
+
+    def endpoint(self, route: str) -> str:
+        """The blueprint endpoint of one of its routes: ``start``, ``callback``, …"""
+        return f"bitbucket_signin.{self.routes}{route}"
+
+    def resolve(self, profile: P, catalog: Catalog) -> Identity:
+        """The catalog identity of ``profile``; raises a ``SignInError`` when there is none."""
+        refusal = self.refusal(profile)
+        if refusal is not None:
+            raise SignInError(refusal, status=403)
+        return resolve(self.resolvers, profile, catalog)
+
+
+def cloud_provider(
+    settings: Settings,
+    resolvers: tuple[Resolver, ...],
+    client: BitbucketClient,
+    user_agent: str,
+    label: str,
+) -> Provider[BitbucketProfile]:
+    """Bitbucket Cloud (``BITBUCKET_CLIENT_ID`` is set)."""
+    allowed = settings.allowed_workspaces
+    return Provider(
+        name=CLOUD,
+        label=label,
+        routes="",
+        callback_url=settings.callback_url,
+        callback_setting="BITBUCKET_CALLBACK_URL",
+        session_duration=settings.session_duration,
+        oauth_app=bitbucket_oauth_app(settings, user_agent),
+        fetch_profile=client.fetch_profile,
+        resolvers=resolvers,
+        load_profile=BitbucketProfile.from_dict,
+        same_user=lambda profile, user_id: normalize_uuid(profile.uuid) == normalize_uuid(user_id),
+        kept=partial(for_session, allowed=allowed),
+        refusal=lambda profile: workspace_refusal(profile, allowed),
+    )
+
+
+def server_provider(
+    settings: Settings, server: ServerSettings, user_agent: str
+) -> Provider[ServerProfile]:
+    """Bitbucket Data Center (``BITBUCKET_SERVER_URL`` is set)."""
+    try:
+        resolvers = server_chain(server.resolvers, server.host)
+    except ConfigError as error:
+        raise ConfigError(f"BITBUCKET_SERVER_SIGNIN_RESOLVERS: {error}") from None
+    client = DataCenterClient(
+        server.api_url,
+        server.url,
+        timeout=settings.timeout,
+        max_body_bytes=settings.max_response_bytes,
+        user_agent=user_agent,
+    )
+    return Provider(
+        name=DATA_CENTER,
+        label=server.name,
+        routes="server_",
+        callback_url=server.callback_url,
+        callback_setting="BITBUCKET_SERVER_CALLBACK_URL",
+        session_duration=server.session_duration or settings.session_duration,
+        oauth_app=server_oauth_app(settings, server, user_agent),
+        fetch_profile=client.fetch_profile,
+        resolvers=resolvers,
+        load_profile=ServerProfile.from_dict,
+        same_user=lambda profile, user_id: profile.user_id == user_id,
+        kept=lambda profile: profile,
+        refusal=lambda profile: None,
+    )
