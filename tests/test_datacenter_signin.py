@@ -49,7 +49,9 @@ def buttons(page: str) -> list[tuple[str, str]]:
     return [(action, text.strip()) for action, text in forms]
 
 
-def test_both_providers_get_a_button_and_routes(make_site: Callable[..., Site]) -> None:
+def test_both_providers_get_a_button_and_routes(
+    make_site: Callable[..., Site], bitbucket: EmulatorServer
+) -> None:
     site = make_site()
     page = requests.get(f"{site.url}/signin", params={"next": "/x"}, timeout=5)
     assert buttons(page.text) == [
@@ -58,6 +60,16 @@ def test_both_providers_get_a_button_and_routes(make_site: Callable[..., Site]) 
     ]
     assert f"Use your Bitbucket Cloud or {INSTANCE} account" in page.text
     assert page.text.count('name="next" value="/x"') == 2
+    # Chromium checks form-action on the redirect too: both providers' origins are allowed.
+    policy = page.headers["Content-Security-Policy"]
+    instance = f"http://localhost:{bitbucket.port}"
+    assert f"form-action 'self' {bitbucket.url} {instance};" in policy
+    assert f"img-src 'self' https: data: {bitbucket.url} {instance};" in policy
+
+
+def test_an_https_callback_makes_the_cookie_secure(make_site: Callable[..., Site]) -> None:
+    callback = f"https://portal.example.com{DC_PREFIX}/handler/frame"
+    assert make_site(BITBUCKET_SERVER_CALLBACK_URL=callback).app.config["SESSION_COOKIE_SECURE"]
 
 
 def test_data_center_alone(make_site: Callable[..., Site], http: requests.Session) -> None:

@@ -361,3 +361,17 @@ def test_cli_serves_data_center_under_its_context_path() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_link_registered_at_run_time_until_the_reset(dc: str) -> None:
+    other = "http://127.0.0.1:9999/cb"
+    link = {"secret": "s2", "redirect_url": other}
+    bad = requests.put(f"{control(dc)}/datacenter/links/k2", json={"secret": "s"}, timeout=5)
+    assert bad.status_code == 400
+    requests.put(f"{control(dc)}/datacenter/links/k2", json=link, timeout=5).raise_for_status()
+    params = {**query(), "client_id": "k2", "redirect_uri": other}
+    page = requests.get(f"{dc}/rest/oauth2/latest/authorize", params=params, timeout=5)
+    assert page.status_code == 200
+    requests.post(f"{control(dc)}/reset", timeout=5).raise_for_status()
+    page = requests.get(f"{dc}/rest/oauth2/latest/authorize", params=params, timeout=5)
+    assert page.status_code == 400

@@ -9,7 +9,8 @@ signed in), ``/rest/api/latest/users?filter=`` (paged, a substring of name, emai
 name, in file order) and ``/rest/api/latest/users/{slug}``, with Data Center's error body
 ``{"errors": [{"message": …}]}``. Faults use the endpoint names ``dc-authorize``, ``dc-token``,
 ``dc-whoami``, ``dc-users`` and ``dc-user``; ``/_emulator/datacenter/authorize-as/<name or id>``
-grants without a browser.
+grants without a browser, and ``PUT /_emulator/datacenter/links/<client id>`` (JSON
+``{"secret", "redirect_url"}``) registers an application link until the next reset.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .control import control_routes_for_loopback_peers_only
 from .datacenter_accounts import DataCenterConfig, ServerConsumer, ServerUser
 from .endpoints import endpoint
 from .errors import PageError, TokenEndpointError
+from .faults import FaultError
 from .oauth import token_response, with_query
 from .state import emulator_state, pkce_matches
 
@@ -271,6 +273,22 @@ def authorize_decision() -> ResponseReturnValue:
 def authorize_as(who: str) -> ResponseReturnValue:
     """Grant as ``who`` (a login name or a numeric id) without a browser."""
     return _grant(_check_authorize(request.args), who, request.args)
+
+
+@control.put("/_emulator/datacenter/links/<key>")
+def put_link(key: str) -> ResponseReturnValue:
+    """Register an incoming application link (an app's callback on a port chosen at run
+    time): ``{"secret": …, "redirect_url": …, "name": …}``."""
+    data = request.get_json(silent=True)
+    fields = data if isinstance(data, dict) else {}
+    secret, redirect_url = fields.get("secret"), fields.get("redirect_url")
+    name = fields.get("name", key)
+    if not all(isinstance(value, str) and value for value in (secret, redirect_url, name)):
+        raise FaultError("a link needs a secret, a redirect_url and (optionally) a name")
+    if not str(redirect_url).startswith(("http://", "https://")):
+        raise FaultError("redirect_url must be an http(s) URL")
+    datacenter_state().add_link(ServerConsumer(key, str(secret), str(redirect_url), str(name)))
+    return jsonify(key=key, redirect_url=redirect_url)
 
 
 def _client() -> ServerConsumer:

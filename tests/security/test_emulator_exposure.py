@@ -42,6 +42,7 @@ CONTROL_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/_emulator/reset", {}),
     ("POST", "/_emulator/clock", {"json": {"advance": 3600}}),
     ("GET", f"/_emulator/authorize-as/{JANE}", {"query_string": AUTHORIZE_QUERY}),
+    ("PUT", "/_emulator/datacenter/links/k", {"json": {"secret": "s", "redirect_url": "http://x"}}),
     (
         "GET",
         "/_emulator/datacenter/authorize-as/jane@example.com",
@@ -139,6 +140,7 @@ def test_control_routes_refuse_a_peer_off_this_machine(
     assert "only on loopback" in response.get_json()["error"]
     assert state.codes == {}
     assert datacenter_state(emulator_app.application).codes == {}
+    assert set(datacenter_state(emulator_app.application).links) == {"dc-client-id"}
     assert state.faults.snapshot() == {}
     assert state.clock_offset == 0
     assert len(state.requests()) == 1
