@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 from limits import parse_many
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .identity_keys import ascii_lower
 
 PREFIX = "BITBUCKET_"
@@ -450,7 +450,7 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"{key}: cannot read {path}: {_first_line(error)}") from None
+        raise ConfigError(f"{key}: cannot read {path}: {one_line(error)}") from None
     document = _substitute_env(document, environ, key)
     auth = _mapping(document, "auth", f"{key}: {path}")
     environment = auth.get("environment", "development")
@@ -841,7 +841,3 @@ def _resolver_list(value: Any, name: str = "SIGNIN_RESOLVERS") -> list[Any]:
     if not isinstance(value, Sequence) or not value:
         raise ConfigError(f"{PREFIX}{name}: expected a list of resolvers, got {value!r}")
     return list(value)
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,8 +1,31 @@
-"""The exceptions of bitbucket-signin; each carries a message fit to show or log."""
+"""The exceptions of bitbucket-signin; each carries a message fit to show or log. Also how a
+value or another exception appears inside such a message."""
 
 from __future__ import annotations
 
+import json
+import reprlib
+from typing import Any
+
 from .profile import Profile
+
+ONE_LINE_LIMIT = 300  # characters of another exception's message kept in one of ours
+
+
+def quoted(value: Any, *, limit: int | None = 80) -> str:
+    """A value for a message: JSON-quoted and escaped (so also a YAML string), cut to ``limit``
+    characters (even a YAML alias bomb: non-strings through :func:`reprlib.repr`) unless
+    ``limit`` is ``None``."""
+    text = value if isinstance(value, str) else reprlib.repr(value)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return json.dumps(text, ensure_ascii=False)
+
+
+def one_line(error: BaseException) -> str:
+    """Another exception's message inside one of ours: whitespace collapsed to single spaces,
+    at most ``ONE_LINE_LIMIT`` characters; the exception's type when it has no message."""
+    return " ".join(str(error).split())[:ONE_LINE_LIMIT] or type(error).__name__
 
 
 class ConfigError(Exception):

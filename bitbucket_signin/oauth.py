@@ -74,7 +74,10 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
 
 
 def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:
-    """Check ``state`` and swap the code for a token; every failure is a ``SignInError``."""
+    """Check ``state`` and swap the code for a token; every failure is a ``SignInError``.
+
+    Authlib also keeps the token on ``flask.g`` for the rest of the request; it is dropped
+    there, so that the caller's copy is the only one."""
     try:
         token: dict[str, Any] = oauth_app.authorize_access_token(
             timeout=deadline.seconds_left(TOKEN_CALL)
@@ -89,6 +92,7 @@ def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:
         ) from None
     except ValueError:
         raise UpstreamError(f"Bitbucket sent a malformed answer ({TOKEN_CALL}).") from None
+    oauth_app.token = None
     return token
 
 

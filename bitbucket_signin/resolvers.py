@@ -10,7 +10,6 @@ omits ``username``) raises :class:`NotFoundError`, so the chain moves on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -30,6 +29,7 @@ from .errors import (
     NotFoundError,
     SignInError,
     UserNotInCatalogError,
+    quoted,
 )
 from .identity_keys import ascii_lower, domain_key, email_key_parts
 from .profile import BitbucketProfile, Profile, braced_uuid
@@ -64,13 +64,6 @@ class Identity:
     user_entity_ref: str
     ownership_entity_refs: tuple[str, ...]
     entity: UserEntity | None = None
-
-    @property
-    def display_name(self) -> str:
-        """The catalog display name, else the name part of the ref."""
-        if self.entity is not None:
-            return self.entity.display_name
-        return self.user_entity_ref.rpartition("/")[2]
 
 
 P = TypeVar("P", bound=Profile)
@@ -153,7 +146,8 @@ class CatalogMatch(Generic[P]):
             key = domain_key(domain)
             if key is None:
                 raise self._error(
-                    f"option '{_DOMAINS}': {_quote(domain)} is not a domain name (IDNA 2008)"
+                    f"option '{_DOMAINS}': {quoted(domain, limit=None)} is not a domain name "
+                    "(IDNA 2008)"
                 )
             keys.append(key)
         return frozenset(keys)
@@ -201,8 +195,8 @@ class CatalogResolver(Generic[P]):
         name = self.match.fallback_name(value) if self.match.fallback_name else None
         if name is None or not is_valid_name(name) or name != ascii_lower(name):
             raise NotFoundError(
-                f"Cannot sign in without a User entity: {_quote(value)} is not a valid entity "
-                "name in lower case"
+                f"Cannot sign in without a User entity: {quoted(value, limit=None)} is not a "
+                "valid entity name in lower case"
             )
         ref = f"user:default/{name}"
         if catalog.user_by_ref(ref) is not None:
@@ -222,10 +216,10 @@ def annotation_match(
     return CatalogMatch(
         name=name,
         missing=missing,
-        not_found=lambda value: f"No User entity has annotation {key} {_quote(value)}",
+        not_found=lambda value: f"No User entity has annotation {key} {quoted(value, limit=None)}",
         read=lambda profile: shown(value) if (value := read(profile)) else None,
         find=lambda catalog, value: catalog.users_by_annotation(key, value),
-        suggest=lambda value: f"metadata:\n  annotations:\n    {key}: {_quote(value)}",
+        suggest=lambda value: f"metadata:\n  annotations:\n    {key}: {quoted(value, limit=None)}",
         fallback_name=lambda value: annotation_value_key(key, value),
     )
 
@@ -270,21 +264,24 @@ def email_matches() -> tuple[CatalogMatch[P], CatalogMatch[P]]:
         CatalogMatch(
             name="emailMatchingUserEntityProfileEmail",
             missing=_NO_EMAIL,
-            not_found=lambda email: f"No User entity has spec.profile.email {_quote(email)}",
+            not_found=lambda email: (
+                f"No User entity has spec.profile.email {quoted(email, limit=None)}"
+            ),
             read=lambda profile: profile.email,
             find=_find_by_email,
-            suggest=lambda email: f"spec:\n  profile:\n    email: {_quote(email)}",
+            suggest=lambda email: f"spec:\n  profile:\n    email: {quoted(email, limit=None)}",
             reads_email=True,
         ),
         CatalogMatch(
             name="emailLocalPartMatchingUserEntityName",
             missing=_NO_EMAIL,
             not_found=lambda email: (
-                f"No User entity named {_quote(_local_part(email))} in namespace default"
+                f"No User entity named {quoted(_local_part(email), limit=None)} "
+                "in namespace default"
             ),
             read=lambda profile: profile.email,
             find=_find_by_local_part,
-            suggest=lambda email: f"metadata:\n  name: {_quote(_local_part(email))}",
+            suggest=lambda email: f"metadata:\n  name: {quoted(_local_part(email), limit=None)}",
             fallback_name=_local_part_key,
             takes_domains=True,
             reads_email=True,
@@ -410,7 +407,3 @@ def _suggestion(chain: tuple[ProviderResolver[P], ...], profile: P) -> str:
         if isinstance(resolver, CatalogResolver) and (text := resolver.suggestion(profile)):
             return text
     return "A User entity that one of the configured sign-in resolvers matches."
-
-
-def _quote(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -45,7 +45,10 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 
 def install_security(app: Flask, settings: Settings) -> None:
-    """Cookie defaults and security headers; an app's own settings and headers win."""
+    """Cookie defaults and security headers. An app's own ``SESSION_COOKIE_SAMESITE``, session
+    interface and security headers win; what it cannot turn off: the session cookie is
+    ``HttpOnly``, ``Secure`` when the callback URL is https, and a page served to a signed-in
+    person is ``Cache-Control: no-store`` (varying by ``Cookie``)."""
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True

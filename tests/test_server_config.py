@@ -101,8 +101,8 @@ def test_neither_provider_is_one_line_naming_both() -> None:
         ),
         (
             {"BITBUCKET_SERVER_URL_PREFIX": "/api/auth/bitbucket"},
-            "BITBUCKET_SERVER_URL_PREFIX: '/api/auth/bitbucket/start' is already the path of "
-            "the sign-in start",
+            "BITBUCKET_SERVER_URL_PREFIX: '/api/auth/bitbucket/logout' is already the path of "
+            "sign-out (BITBUCKET_URL_PREFIX)",
         ),
     ],
 )

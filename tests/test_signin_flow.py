@@ -10,9 +10,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, g, request, request_finished
 
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.oauth import PROVIDER
 
 from .support import (
     JANE,
@@ -388,3 +389,22 @@ class TestCallbackUrl:
                 f"redirect_uri=http%3A%2F%2F{host.replace(':', '%3A')}%2Fapi"
                 in (response.headers["Location"])
             )
+
+
+def test_the_callback_keeps_no_token_on_flask_g(
+    http: requests.Session, app: Flask, live_app: str, bitbucket: EmulatorServer
+) -> None:
+    """Authlib keeps the token it fetched on ``flask.g``; the callback drops it there too."""
+    kept: list[object] = []
+
+    def look(sender: Flask, **_: Any) -> None:
+        if request.endpoint == "bitbucket_signin.callback":
+            kept.append(g.get(f"_oauth_token_{PROVIDER}", "never set"))
+
+    request_finished.connect(look, app)
+    try:
+        response = sign_in(http, live_app, bitbucket.url, JANE)
+    finally:
+        request_finished.disconnect(look, app)
+    assert response.status_code == 302
+    assert kept == [None]

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import re
-import reprlib
 import stat
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any, Protocol
 import yaml
 
 from ..config import DEFAULTS
-from ..errors import CatalogError
+from ..errors import CatalogError, one_line, quoted
 from ..identity_keys import ascii_lower, email_key
 from .model import Catalog, Entity, GroupEntity, UserEntity
 
@@ -190,10 +189,10 @@ class Loader:
         name = metadata.get("name") if isinstance(metadata, dict) else None
         fields.kind, fields.entity_name = kind, name if isinstance(name, str) else None
         if kind not in ("User", "Group", "Location"):
-            raise fields.error(f"unknown kind {_quote(kind)}")
+            raise fields.error(f"unknown kind {quoted(kind)}")
         if document.get("apiVersion") not in _API_VERSIONS:
             raise fields.error(
-                f"apiVersion {_quote(document.get('apiVersion'))} is not one of "
+                f"apiVersion {quoted(document.get('apiVersion'))} is not one of "
                 + ", ".join(_API_VERSIONS)
             )
         metadata = fields.mapping(document, "metadata", required=True)
@@ -242,11 +241,11 @@ class Loader:
 
     def _target(self, path: Path, target: str, fields: _Fields) -> Path:
         if _URL.match(target):
-            raise fields.error(f"target {_quote(target)}: only file targets are supported")
+            raise fields.error(f"target {quoted(target)}: only file targets are supported")
         named = path.parent / target.removeprefix("file:")
         if not _real(named, str(fields)).is_relative_to(self._folder):
             raise fields.error(
-                f"target {_quote(target)} is outside the catalog folder {self._folder}"
+                f"target {quoted(target)} is outside the catalog folder {self._folder}"
             )
         return named
 
@@ -279,7 +278,7 @@ class Loader:
             )
             if user.email and email_key(user.email) is None:
                 warnings.append(
-                    f"{self._describe(user)}: spec.profile.email {_quote(user.email)} never "
+                    f"{self._describe(user)}: spec.profile.email {quoted(user.email)} never "
                     "matches: it has no domain that is a valid IDNA 2008 name"
                 )
             extra = joined.pop(user.ref, ())
@@ -300,7 +299,7 @@ class Loader:
                 first = next(iter(catalog.users_by_annotation(key, value)), user)
                 if first is not user:
                     raise CatalogError(
-                        f"{self._describe(user)}: annotation {key} {_quote(value)} is already "
+                        f"{self._describe(user)}: annotation {key} {quoted(value)} is already "
                         f"claimed by {self._describe(first)}"
                     )
 
@@ -357,7 +356,7 @@ class _Fields:
 
     def bad_name(self, name: str, what: str) -> CatalogError:
         return self.error(
-            f"{what} {_quote(name)} is not a valid name: 1-63 letters, digits, '-', '_' "
+            f"{what} {quoted(name)} is not a valid name: 1-63 letters, digits, '-', '_' "
             "or '.', beginning and ending with a letter or digit"
         )
 
@@ -371,7 +370,7 @@ class _Fields:
 
     def bad_namespace(self, namespace: str, what: str) -> CatalogError:
         return self.error(
-            f"{what} {_quote(namespace)} is not a valid namespace: 1-63 lower-case "
+            f"{what} {quoted(namespace)} is not a valid namespace: 1-63 lower-case "
             "letters and digits, separated by single '-'"
         )
 
@@ -384,14 +383,14 @@ class _Fields:
         for key, value in annotations.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise self.error(
-                    f"metadata.annotations {_quote(key)} must map a string to a string"
+                    f"metadata.annotations {quoted(key)} must map a string to a string"
                 )
             shared_keys = shared_keys and sys.intern(key) is key
         for key in self.rules.checked:
             value = annotations.get(key)
             problem = None if value is None else self.rules.problem(key, value)
             if problem is not None:
-                raise self.error(f"annotation {key} {_quote(value)} {problem}")
+                raise self.error(f"annotation {key} {quoted(value)} {problem}")
         if not shared_keys:
             # Each YAML document has its own copy of each key; a hundred thousand of
             # "bitbucket.org/user-id" would take 7 MB.
@@ -424,18 +423,18 @@ class _Fields:
         ref_kind, _, rest = value.partition(":") if ":" in value else (kind, "", value)
         ref_namespace, _, name = rest.partition("/") if "/" in rest else (namespace, "", rest)
         if ascii_lower(ref_kind) != kind:
-            raise self.error(f"spec.{key} entry {_quote(value)} must refer to a {kind}")
+            raise self.error(f"spec.{key} entry {quoted(value)} must refer to a {kind}")
         if not _is_valid_namespace(ascii_lower(ref_namespace)):
-            entry = f"spec.{key} entry {_quote(value)}: namespace"
+            entry = f"spec.{key} entry {quoted(value)}: namespace"
             raise self.bad_namespace(ascii_lower(ref_namespace), entry)
         if not is_valid_name(name):
-            raise self.bad_name(name, f"spec.{key} entry {_quote(value)}: name")
+            raise self.bad_name(name, f"spec.{key} entry {quoted(value)}: name")
         return ascii_lower(f"{kind}:{ref_namespace}/{name}")
 
     def targets(self, spec: Mapping[str, Any]) -> Iterator[str]:
         if spec.get("type", "file") != "file":
             raise self.error(
-                f"spec.type {_quote(spec.get('type'))}: only file targets are supported"
+                f"spec.type {quoted(spec.get('type'))}: only file targets are supported"
             )
         targets = spec.get("targets", [])
         if not isinstance(targets, list):
@@ -446,7 +445,7 @@ class _Fields:
             raise self.error("spec.target or spec.targets is required")
         for target in targets:
             if not isinstance(target, str) or not target.strip() or "\0" in target:
-                raise self.error(f"Location target {_quote(target)} must be a file path")
+                raise self.error(f"Location target {quoted(target)} must be a file path")
             yield target.strip()
 
 
@@ -482,7 +481,7 @@ def _json_documents(text: str, label: str) -> Iterator[Any]:
             f"({sys.getrecursionlimit()})"
         ) from None
     except (ValueError, TypeError, OverflowError) as error:
-        raise CatalogError(f"{label}: invalid JSON: {_one_line(error)}") from None
+        raise CatalogError(f"{label}: invalid JSON: {one_line(error)}") from None
 
 
 def _json_entities(data: Any, label: str) -> list[Any]:
@@ -512,7 +511,7 @@ def _yaml_documents(text: str, label: str) -> Iterator[Any]:
             _check_aliases(text, label)
         yield from yaml.load_all(text, Loader=_YAML_LOADER)
     except _PARSE_ERRORS as error:
-        raise CatalogError(f"{label}: invalid YAML: {_one_line(error)}") from None
+        raise CatalogError(f"{label}: invalid YAML: {one_line(error)}") from None
 
 
 def _check_aliases(text: str, label: str) -> None:
@@ -540,7 +539,7 @@ def _place(file: str, document: int | None, kind: str | None, name: str | None) 
     """Where a problem is, for messages: ``people.yaml: User "jdoe" (document 3)``."""
     place = file
     if kind is not None:
-        place += f": {kind}" + (f" {_quote(name)}" if name else "")
+        place += f": {kind}" + (f" {quoted(name)}" if name else "")
     if document is not None:
         place += f" (document {document})" if kind else f": document {document}"
     return place
@@ -555,13 +554,7 @@ def _real(path: Path, place: str) -> Path:
     try:
         return path.resolve()
     except (OSError, RuntimeError) as error:
-        raise CatalogError(f"{place}: cannot resolve {_quote(str(path))}: {error}") from None
-
-
-def _quote(value: Any) -> str:
-    """A value for a message: quoted, escaped, short (even for a YAML alias bomb)."""
-    text = value if isinstance(value, str) else reprlib.repr(value)
-    return json.dumps(text if len(text) <= 80 else text[:77] + "...", ensure_ascii=False)
+        raise CatalogError(f"{place}: cannot resolve {quoted(str(path))}: {error}") from None
 
 
 def _type_name(value: Any) -> str:
@@ -575,7 +568,3 @@ def _type_name(value: Any) -> str:
         type(None): "null",
     }
     return names.get(type(value), f"a {type(value).__name__}")
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())[:300]

@@ -71,12 +71,9 @@ class Account:
     account_status: str = "active"
     created_on: str = DEFAULT_CREATED_ON
 
-    def matches(self, who: str) -> bool:
-        """True when ``who`` is this account's uuid (any case, braces optional), id or username."""
-        return self.matches_normalized(who, canonical_uuid(who))
-
-    def matches_normalized(self, who: str, who_uuid: str | None) -> bool:
-        """:meth:`matches` with ``canonical_uuid(who)`` already worked out (once, for many)."""
+    def matches(self, who: str, who_uuid: str | None) -> bool:
+        """True when ``who`` is this account's uuid, id or username; ``who_uuid`` is
+        ``canonical_uuid(who)``, worked out once for many accounts."""
         return who_uuid == self.uuid or who in (self.account_id, self.username)
 
 
@@ -91,7 +88,7 @@ class EmulatorConfig:
     def find_account(self, who: str) -> Account | None:
         """The account whose uuid, account_id or username is ``who``."""
         who_uuid = canonical_uuid(who)
-        return next((a for a in self.accounts if a.matches_normalized(who, who_uuid)), None)
+        return next((a for a in self.accounts if a.matches(who, who_uuid)), None)
 
 
 def canonical_uuid(value: str) -> str | None:

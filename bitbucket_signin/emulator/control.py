@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from .endpoints import endpoint
 from .faults import FaultError, check_endpoint, fault_from_dict
 from .loopback import is_loopback
-from .oauth import check_authorize, grant
+from .oauth import check_authorize, client_credentials, grant
 from .state import emulator_state
 
 CONTROL_PREFIX = "/_emulator/"
@@ -96,13 +96,6 @@ def advance_clock() -> ResponseReturnValue:
         return jsonify(offset=state.clock_offset)
 
 
-def _client_auth_kind() -> str | None:
-    auth = request.authorization
-    if auth is not None and auth.type == "basic":
-        return "basic"
-    return "body" if "client_secret" in request.form else None
-
-
 @control.after_app_request
 def log_request(response: Response) -> Response:
     """Log API and OAuth calls (never secret or token values)."""
@@ -118,7 +111,7 @@ def log_request(response: Response) -> Response:
             "path": request.path,
             "endpoint": name,
             "status": response.status_code,
-            "client_auth": _client_auth_kind(),
+            "client_auth": client_credentials()[0],
             "bearer": auth is not None and auth.type == "bearer",
             "content_type": request.mimetype or None,
             "query_fields": sorted(request.args),

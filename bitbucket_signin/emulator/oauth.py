@@ -92,12 +92,22 @@ def authorize_decision() -> ResponseReturnValue:
     return grant(consumer, request.form.get("account", ""), request.form)
 
 
-def _client() -> Consumer:
+def client_credentials() -> tuple[str | None, str | None, str | None]:
+    """How the request authenticates its client (``"basic"``, ``"body"`` or ``None``), and the
+    client's key and secret: HTTP Basic first, else the form's ``client_id``/``client_secret``."""
     auth = request.authorization
     if auth is not None and auth.type == "basic":
-        key, secret = auth.username, auth.password
-    else:
-        key, secret = request.form.get("client_id"), request.form.get("client_secret")
+        return "basic", auth.username, auth.password
+    form = request.form
+    return (
+        ("body" if "client_secret" in form else None),
+        form.get("client_id"),
+        form.get("client_secret"),
+    )
+
+
+def _client() -> Consumer:
+    _, key, secret = client_credentials()
     consumer = emulator_state().config.consumers.get(key or "")
     if consumer is None or not hmac.compare_digest(
         consumer.secret.encode(), (secret or "").encode()
