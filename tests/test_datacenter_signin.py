@@ -29,9 +29,11 @@ from .datacenter import (
 )
 from .support import (
     JANE,
+    call_counts,
     csrf_token,
     emulator_requests,
     home_page,
+    samples,
     session_contents,
     set_fault,
     sign_in,
@@ -350,3 +352,21 @@ def test_start_up_refusals_name_the_setting(
         create_app({**config, "BITBUCKET_SERVER_SIGNIN_RESOLVERS": ["nope"]})
     with pytest.raises(ConfigError, match=r"^BITBUCKET_SERVER_CLIENT_SECRET is not set$"):
         create_app({**config, "BITBUCKET_SERVER_CLIENT_SECRET": ""})
+
+
+def test_metrics_and_the_rate_limit_count_data_center_too(
+    make_site: Callable[..., Site], bitbucket: EmulatorServer, http: requests.Session
+) -> None:
+    site = make_site(BITBUCKET_METRICS_PATH="/metrics", BITBUCKET_RATE_LIMIT="3 per minute")
+    before = samples(requests.get(f"{site.url}/metrics", timeout=10).text)
+    assert dc_sign_in(http, site.url, bitbucket, "jane@example.com").status_code == 302
+    after = samples(requests.get(f"{site.url}/metrics", timeout=10).text)
+    calls = call_counts(after) - call_counts(before)
+    assert calls == {"token": 1, "whoami": 1, "user search": 1, "user": 1}
+    count = ("bitbucket_signin_callback_seconds_count", ())
+    assert after[count] - before.get(count, 0) == 1
+    starts = [
+        http.get(f"{site.url}{DC_PREFIX}/start", allow_redirects=False, timeout=5).status_code
+        for _ in range(3)
+    ]
+    assert starts == [302, 302, 429]  # the sign-in above was the first start of the minute
