@@ -285,18 +285,19 @@ def render_signin(
 ) -> str:
     """The sign-in page, with a button per provider, showing ``error`` (of the provider
     ``failed``, whose button then says "Try again") or ``notice`` when there is one."""
-    extension = get_extension()
+    buttons = [
+        (provider.label, url_for(provider.endpoint("start")), provider is failed)
+        for provider in get_extension().providers.values()
+    ]
     return render_template(
         "bitbucket_signin/signin.html",
-        settings=extension.settings,
+        settings=get_extension().settings,
         error=error,
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
         retryable=isinstance(error, UpstreamError),
-        buttons=[
-            (provider.label, url_for(provider.endpoint("start")), provider is failed)
-            for provider in extension.providers.values()
-        ],
+        buttons=buttons,
+        start_url=buttons[0][1],  # the first provider's, for templates of one button
         start_params=[("next", next_path)] if next_path != "/" else [],
     )
 
