@@ -370,3 +370,15 @@ def test_metrics_and_the_rate_limit_count_data_center_too(
         for _ in range(3)
     ]
     assert starts == [302, 302, 429]  # the sign-in above was the first start of the minute
+
+
+def test_the_cli_resolves_a_data_center_account(make_site: Callable[..., Site]) -> None:
+    runner = make_site().app.test_cli_runner()
+    jane = ["--id", "101", "--name", "jane@example.com", "--slug", "jane_example.com"]
+    found = runner.invoke(args=["bitbucket-signin", "resolve-server", *jane])
+    assert found.exit_code == 0
+    assert found.output.splitlines()[0] == "user:default/jdoe"
+    val = ["--id", "106", "--name", "val", "--slug", "val"]
+    missing = runner.invoke(args=["bitbucket-signin", "resolve-server", *val])
+    assert missing.exit_code == 1
+    assert "unable to resolve user identity" in missing.output
