@@ -16,6 +16,7 @@ from .catalog import CatalogStore
 from .client import BitbucketClient, SignInLimit
 from .config import Settings
 from .errors import CatalogError, ConfigError, SignInError
+from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .profile import BitbucketProfile
 from .providers import CLOUD, Provider, cloud_provider, server_provider
@@ -53,6 +54,12 @@ class AppExtension:
             server = server_provider(settings, settings.server, user_agent)
             self.providers[server.name] = server
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
+        secret = app.secret_key
+        self.signing_keys = load_signing_keys(
+            settings.signing_key,
+            settings.previous_public_keys,
+            secret if isinstance(secret, bytes) else str(secret).encode(),
+        )
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
         self.metrics: Metrics | None = None

@@ -23,6 +23,7 @@ from limits import parse_many
 
 from .errors import ConfigError, one_line
 from .identity_keys import ascii_lower
+from .redirects import bare_origin, url_origin
 
 PREFIX = "BITBUCKET_"
 
@@ -59,6 +60,14 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": "30 per minute; 100 per hour",
     "RATE_LIMIT_STORAGE_URL": None,  # the session Redis when there is one, else memory://
     "HSTS": "max-age=31536000; includeSubDomains",
+    # The Backstage frontend protocol and the identity token.
+    "ENVIRONMENT": "development",
+    "APP_BASE_URL": None,
+    "ALLOWED_ORIGINS": [],
+    "TOKEN_EXPIRATION": 3600,
+    "TOKEN_OWNERSHIP_CLAIM": True,
+    "SIGNING_KEY": None,
+    "PREVIOUS_PUBLIC_KEYS": [],
 }
 
 # Bitbucket Data Center, on when BITBUCKET_SERVER_URL is set.
@@ -134,6 +143,9 @@ RATE_LIMIT_OFF = frozenset({"off", "false"})  # and False; any other text must b
 RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 # Sockets and locks cannot wait much beyond 2**33 seconds; a day already bounds nothing.
 MAX_TIMEOUT_SECONDS = 24 * 60 * 60
+# Backstage clamps its identity token's lifetime (auth.backstageTokenExpiration) so.
+MIN_TOKEN_EXPIRATION_SECONDS = 10 * 60
+MAX_TOKEN_EXPIRATION_SECONDS = 24 * 60 * 60
 CALLBACK_ROUTE = "/handler/frame"  # under BITBUCKET_URL_PREFIX
 OWN_FILES_PATH = "/_bitbucket_signin"  # the extension's stylesheet and static files
 # Each route of the extension: the setting that places it (None: fixed), and what it serves.
@@ -149,6 +161,8 @@ ROUTE_OWNERS: dict[str, tuple[str | None, str]] = {
     "server_callback": ("SERVER_URL_PREFIX", "the Data Center callback"),
     "server_refresh": ("SERVER_URL_PREFIX", "the Data Center profile refresh"),
     "server_logout": ("SERVER_URL_PREFIX", "the Data Center sign-out"),
+    "jwks": ("URL_PREFIX", "the identity token's public keys (one level above it)"),
+    "openid_configuration": ("URL_PREFIX", "the issuer's discovery document (one level above it)"),
     "signin": ("SIGNIN_URL", "the sign-in page"),
     "health": ("HEALTH_PATH", "the health check"),
     "metrics": ("METRICS_PATH", "the metrics"),
@@ -253,6 +267,13 @@ class Settings:
     rate_limit: str | None
     rate_limit_storage_url: str = field(repr=False)  # may hold a Redis password
     hsts: str | None
+    environment: str
+    app_base_url: str | None
+    allowed_origins: frozenset[str]  # app.baseUrl's origin and the extra allowed origins
+    token_expiration: int  # seconds
+    token_ownership_claim: bool
+    signing_key: Path | None
+    previous_public_keys: tuple[Path, ...]
     server: ServerSettings | None = None
 
 
@@ -267,7 +288,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     values |= {key: config.get(PREFIX + key, default) for key, default in SERVER_DEFAULTS.items()}
     names = {key: PREFIX + key for key in values}
     if values["APP_CONFIG"]:
-        for key, value in read_app_config(values["APP_CONFIG"], environ).items():
+        chosen = config.get(PREFIX + "ENVIRONMENT") or None
+        for key, value in read_app_config(values["APP_CONFIG"], environ, chosen).items():
             if config.get(PREFIX + key) in (None, "", []):
                 values[key] = value
                 names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
@@ -276,6 +298,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     if not cloud and not _is_set(values["SERVER_URL"]):
         raise ConfigError(NO_PROVIDER)
     url_prefix = _path(values, "URL_PREFIX")
+    app_base_url = _url(values, "APP_BASE_URL", names) if values["APP_BASE_URL"] else None
     settings = Settings(
         client_id=_required_text(values, "CLIENT_ID") if cloud else None,
         client_secret=_required_text(values, "CLIENT_SECRET") if cloud else None,
@@ -314,6 +337,16 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             values["RATE_LIMIT_STORAGE_URL"] or _limiter_url(values["SESSION_REDIS_URL"])
         ),
         hsts=_hsts(values["HSTS"]),
+        environment=_required_text(values, "ENVIRONMENT"),
+        app_base_url=app_base_url,
+        allowed_origins=_allowed_origins(values, names, app_base_url),
+        token_expiration=_token_expiration(values, names),
+        token_ownership_claim=_flag(values["TOKEN_OWNERSHIP_CLAIM"]),
+        signing_key=_optional_file(values, "SIGNING_KEY"),
+        previous_public_keys=tuple(
+            _file(path, "PREVIOUS_PUBLIC_KEYS")
+            for path in _text_list(values["PREVIOUS_PUBLIC_KEYS"], "PREVIOUS_PUBLIC_KEYS")
+        ),
         server=_server_settings(values, names) if _is_set(values["SERVER_URL"]) else None,
     )
     refuse_taken_paths(settings, app_rules=())
@@ -374,6 +407,9 @@ def route_paths(settings: Settings) -> dict[str, str]:
         "theme": f"{OWN_FILES_PATH}/theme.css",
         "static": f"{OWN_FILES_PATH}/static/<path:filename>",
         "logout": under_prefix(settings.url_prefix, "/logout"),  # whoever signed the person in
+        "jwks": auth_base_path(settings.url_prefix) + "/.well-known/jwks.json",
+        "openid_configuration": auth_base_path(settings.url_prefix)
+        + "/.well-known/openid-configuration",
         "signin": settings.signin_url,
     }
     if settings.client_id is not None:  # Bitbucket Cloud's own routes
@@ -396,6 +432,13 @@ def route_paths(settings: Settings) -> dict[str, str]:
 def under_prefix(url_prefix: str, route: str) -> str:
     """``route`` (``/start``) under ``BITBUCKET_URL_PREFIX`` (which may be ``/``)."""
     return url_prefix.rstrip("/") + route
+
+
+def auth_base_path(url_prefix: str) -> str:
+    """Backstage's auth base path, the provider's prefix one level up (``/api/auth`` for
+    ``/api/auth/bitbucket``; empty for a prefix of one segment or ``/``): the identity
+    token's issuer and where its keys are published."""
+    return url_prefix.rstrip("/").rpartition("/")[0]
 
 
 def refuse_taken_paths(settings: Settings, app_rules: Iterable[tuple[str, str]]) -> None:
@@ -443,9 +486,13 @@ _APP_CONFIG_PROVIDERS = {
 }
 
 
-def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) -> dict[str, Any]:
-    """The Bitbucket provider blocks of a Backstage ``app-config.yaml`` (``bitbucket``,
-    ``bitbucketServer`` or both), as our setting names."""
+def read_app_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str], environment: str | None = None
+) -> dict[str, Any]:
+    """What a Backstage ``app-config.yaml`` says, as our setting names: the Bitbucket provider
+    blocks (``bitbucket``, ``bitbucketServer`` or both) of ``environment`` (default:
+    ``auth.environment``), ``app.baseUrl``, the extra allowed origins and the identity
+    token's settings."""
     key = PREFIX + "APP_CONFIG"
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -453,7 +500,7 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
         raise ConfigError(f"{key}: cannot read {path}: {one_line(error)}") from None
     document = _substitute_env(document, environ, key)
     auth = _mapping(document, "auth", f"{key}: {path}")
-    environment = auth.get("environment", "development")
+    environment = environment or str(auth.get("environment", DEFAULTS["ENVIRONMENT"]))
     providers = _mapping(auth, "providers", f"{key}: {path}: auth")
     if not any(provider in providers for provider in _APP_CONFIG_PROVIDERS):
         raise ConfigError(f"{key}: {path}: auth.providers: no 'bitbucket' section")
@@ -472,6 +519,16 @@ def read_app_config(path: str | os.PathLike[str], environ: Mapping[str, str]) ->
                 settings[ours] = f"https://{block[theirs]}"  # Backstage's meaning of host
             elif theirs in block:
                 settings[ours] = block[theirs]
+    settings["ENVIRONMENT"] = environment
+    app = document.get("app")
+    if isinstance(app, Mapping) and app.get("baseUrl"):
+        settings["APP_BASE_URL"] = app["baseUrl"]
+    if "experimentalExtraAllowedOrigins" in auth:
+        settings["ALLOWED_ORIGINS"] = auth["experimentalExtraAllowedOrigins"]
+    if "backstageTokenExpiration" in auth:
+        settings["TOKEN_EXPIRATION"] = auth["backstageTokenExpiration"]
+    if "omitIdentityTokenOwnershipClaim" in auth:
+        settings["TOKEN_OWNERSHIP_CLAIM"] = not _flag(auth["omitIdentityTokenOwnershipClaim"])
     return settings
 
 
@@ -594,12 +651,15 @@ def _catalog_path(values: Mapping[str, Any]) -> Path:
 
 def _url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) -> str:
     """An absolute URL: ``https://``, or ``http://`` to this machine only (demo and tests)."""
-    value = _required_text(values, name)
+    return _checked_url(_required_text(values, name), names[name])
+
+
+def _checked_url(value: str, label: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"{names[name]}: {value!r} is not an absolute http(s) URL")
+        raise ConfigError(f"{label}: {value!r} is not an absolute http(s) URL")
     if value.startswith("http://") and not is_loopback(urlsplit(value).hostname):
         raise ConfigError(
-            f"{names[name]}: {value!r} is plain http to another machine: use https "
+            f"{label}: {value!r} is plain http to another machine: use https "
             "(http is only for localhost, 127.0.0.0/8 and ::1)"
         )
     return value
@@ -641,6 +701,42 @@ def _path(values: Mapping[str, Any], name: str) -> str:
             "no empty segment, no <converter>)"
         )
     return value.rstrip("/") or "/"
+
+
+def _allowed_origins(
+    values: Mapping[str, Any], names: Mapping[str, str], app_base_url: str | None
+) -> frozenset[str]:
+    """The app origins a Backstage frontend may sign in from: ``app.baseUrl``'s and each
+    listed one, exactly (no patterns), https or loopback http like the other URLs."""
+    name = names["ALLOWED_ORIGINS"]
+    origins = {url_origin(app_base_url)} if app_base_url else set()
+    for text in _text_list(values["ALLOWED_ORIGINS"], "ALLOWED_ORIGINS"):
+        found = bare_origin(text.strip())
+        if found is None:
+            raise ConfigError(
+                f"{name}: {text!r} is not an origin (scheme://host[:port], no path or pattern)"
+            )
+        origins.add(_checked_url(found, name))
+    return frozenset(origin for origin in origins if origin)
+
+
+def _token_expiration(values: Mapping[str, Any], names: Mapping[str, str]) -> int:
+    """The identity token's lifetime in whole seconds, clamped as Backstage does."""
+    duration = parse_duration(values["TOKEN_EXPIRATION"], names["TOKEN_EXPIRATION"])
+    seconds = int(duration.total_seconds()) if duration else int(DEFAULTS["TOKEN_EXPIRATION"])
+    return min(max(seconds, MIN_TOKEN_EXPIRATION_SECONDS), MAX_TOKEN_EXPIRATION_SECONDS)
+
+
+def _optional_file(values: Mapping[str, Any], name: str) -> Path | None:
+    value = values[name]
+    return _file(value, name) if value not in (None, "") else None
+
+
+def _file(value: Any, name: str) -> Path:
+    path = Path(str(value).strip())
+    if not path.is_file():
+        raise ConfigError(f"{PREFIX}{name}: {path} is not a readable file")
+    return path
 
 
 def _callback_url(

@@ -51,7 +51,6 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
     app's config, past our validated settings, and would take the ``app.extensions`` slot
     of the host app's own Authlib registry.
     """
-    scope = " ".join(dict.fromkeys(("account", "email", *settings.scopes)))
     return FlaskOAuth2App(
         FlaskIntegration(PROVIDER),
         PROVIDER,
@@ -62,7 +61,7 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
         api_base_url=settings.api_base_url + "/",
         user_agent=user_agent,
         client_kwargs={
-            "scope": scope,
+            "scope": " ".join(requested_scopes(settings)),
             "code_challenge_method": "S256",
             "token_endpoint_auth_method": "client_secret_basic",
             "default_timeout": settings.timeout,
@@ -71,6 +70,11 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
             bounded_token_session, settings=settings, check_response=check_token_response
         ),
     )
+
+
+def requested_scopes(settings: Settings) -> tuple[str, ...]:
+    """The scopes asked of Bitbucket (which grants those of the consumer, whatever is asked)."""
+    return tuple(dict.fromkeys(("account", "email", *settings.scopes)))
 
 
 def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:

@@ -35,12 +35,14 @@ class Provider(Generic[P]):
 
     ``name`` is Backstage's (``bitbucket``, ``bitbucketServer``): Authlib's client name and
     the routes' last segment; ``routes`` prefixes the endpoints of its routes (``start``,
-    ``server_start``, …); ``label`` names it on the sign-in button.
+    ``server_start``, …), which live under ``url_prefix``; ``label`` names it on the
+    sign-in button.
     """
 
     name: str
     label: str
     routes: str
+    url_prefix: str
     callback_url: str | None
     callback_setting: str
     session_duration: timedelta | None
@@ -77,6 +79,7 @@ def cloud_provider(
         name=CLOUD,
         label=label,
         routes="",
+        url_prefix=settings.url_prefix,
         callback_url=settings.callback_url,
         callback_setting="BITBUCKET_CALLBACK_URL",
         session_duration=settings.session_duration,
@@ -109,6 +112,7 @@ def server_provider(
         name=DATA_CENTER,
         label=server.name,
         routes="server_",
+        url_prefix=server.url_prefix,
         callback_url=server.callback_url,
         callback_setting="BITBUCKET_SERVER_CALLBACK_URL",
         session_duration=server.session_duration or settings.session_duration,

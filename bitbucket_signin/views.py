@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,37 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, logout_user
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.wrappers import Response as BaseResponse
 
 from .app_extension import AppExtension, get_extension
 from .client import Deadline
-from .config import OWN_FILES_PATH, Settings, is_loopback, route_paths
+from .config import (
+    CALLBACK_ROUTE,
+    OWN_FILES_PATH,
+    Settings,
+    auth_base_path,
+    is_loopback,
+    route_paths,
+    under_prefix,
+)
 from .errors import (
     SessionStoreUnavailableError,
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
+)
+from .frontend import (
+    FrontendSignIn,
+    allow_origin,
+    answer_failure,
+    answer_success,
+    client_auth_response,
+    frontend_sign_in,
+    identity_token,
+    is_frontend_call,
+    json_error,
+    preflight,
+    refused_call,
 )
 from .oauth import STALE_LINK, exchange_code
 from .profile import Profile
@@ -46,6 +69,12 @@ from .signals import sign_in_failed, signed_in, signed_out
 # Authlib keeps each pending sign-in under "_state_<provider>_<state>".
 PENDING_STATE_PREFIX = f"_state_{CLOUD}_"
 PENDING_STATE_PREFIXES = (PENDING_STATE_PREFIX, f"_state_{DATA_CENTER}_")
+# The routes the frontend protocol calls across origins (CORS): both providers'.
+_CROSS_ORIGIN_ENDPOINTS = frozenset(
+    f"bitbucket_signin.{routes}{route}"
+    for routes in ("", "server_")
+    for route in ("refresh", "logout")
+)
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
 # this many unfinished sign-ins, each remembering a ``next`` of at most this many characters.
 MAX_PENDING_SIGN_INS = 3
@@ -84,12 +113,23 @@ def create_blueprint(settings: Settings) -> Blueprint:
     for routes, provider in (("", CLOUD), ("server_", DATA_CENTER)):
         if f"{routes}start" not in paths:  # the provider is not on
             continue
-        for route, view in (("start", start), ("callback", callback), ("refresh", refresh)):
+        for route, view in (("start", start), ("callback", callback)):
             endpoint = routes + route
             blueprint.add_url_rule(paths[endpoint], endpoint, view, defaults={"provider": provider})
-    blueprint.add_url_rule(paths["logout"], "logout", logout, methods=["POST"])
-    if "server_logout" in paths:
-        blueprint.add_url_rule(paths["server_logout"], "server_logout", logout, methods=["POST"])
+        _add_cross_origin_rule(
+            blueprint,
+            paths[routes + "refresh"],
+            routes + "refresh",
+            (refresh, refresh_preflight),
+            ["GET", "POST"],
+            provider=provider,
+        )
+    for endpoint in ("logout", "server_logout"):  # either signs out whoever is signed in
+        if endpoint in paths:
+            pair = (logout, logout_preflight)
+            _add_cross_origin_rule(blueprint, paths[endpoint], endpoint, pair, ["POST"])
+    blueprint.add_url_rule(paths["jwks"], "jwks", jwks)
+    blueprint.add_url_rule(paths["openid_configuration"], "openid_configuration", openid_config)
     if "logout_everywhere" in paths:
         blueprint.add_url_rule(
             paths["logout_everywhere"], "logout_everywhere", logout_everywhere, methods=["POST"]
@@ -98,7 +138,25 @@ def create_blueprint(settings: Settings) -> Blueprint:
     if "health" in paths:
         blueprint.add_url_rule(paths["health"], "health", health)
     blueprint.after_request(_no_store)
+    blueprint.after_request(_cross_origin)
     return blueprint
+
+
+def _add_cross_origin_rule(
+    blueprint: Blueprint,
+    path: str,
+    endpoint: str,
+    views: tuple[Callable[..., ResponseReturnValue], Callable[[], Response]],
+    methods: list[str],
+    provider: str | None = None,
+) -> None:
+    """A route a frontend calls from another origin, and its CORS preflight (``OPTIONS``)."""
+    view, answer_preflight = views
+    defaults = {"provider": provider} if provider else None
+    blueprint.add_url_rule(
+        path, endpoint, view, methods=methods, provide_automatic_options=False, defaults=defaults
+    )
+    blueprint.add_url_rule(path, f"{endpoint}_preflight", answer_preflight, methods=["OPTIONS"])
 
 
 def signin_page() -> ResponseReturnValue:
@@ -112,24 +170,32 @@ def signin_page() -> ResponseReturnValue:
 
 
 def start(provider: str) -> ResponseReturnValue:
-    """Remember ``next`` and send the browser to the provider with state and PKCE.
+    """Remember ``next`` (or a Backstage frontend's ``origin``, ``flow``, ``scope``, ``env``
+    and ``redirectUrl``) and send the browser to the provider with state and PKCE.
 
-    ``next`` is kept with Authlib's pending state (the verifier and redirect_uri), so it
-    expires and is forgotten with it; one too long to keep in the cookie becomes ``/``.
+    What is remembered is kept with Authlib's pending state (the verifier and redirect_uri),
+    so it expires and is forgotten with it; a ``next`` too long to keep in the cookie
+    becomes ``/``.
     """
-    signing_in = get_extension().provider(provider)
+    extension = get_extension()
+    signing_in = extension.provider(provider)
     next_path = safe_next(request.args.get("next"))
     try:
+        frontend = frontend_sign_in(request.args, extension.settings)
         redirect_uri = _callback_url(signing_in)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
     authorization = signing_in.oauth_app.create_authorization_url(redirect_uri)
+    if frontend is not None:
+        kept = frontend.pending_data()
+    else:
+        kept = {"next": next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/"}
     signing_in.oauth_app.save_authorize_data(
         state=authorization["state"],
         code_verifier=authorization["code_verifier"],
         redirect_uri=redirect_uri,
-        next=next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/",
+        **kept,
     )
     return redirect(authorization["url"])
 
@@ -145,19 +211,29 @@ def callback(provider: str) -> ResponseReturnValue:
     returned_state = request.args.get("state", "")
     pending_key = f"_state_{provider}_{returned_state}"
     next_path = "/"
+    frontend: FrontendSignIn | None = None
     try:
-        next_path = safe_next(_pending_sign_in(pending_key, returned_state).get("next"))
+        pending = _pending_sign_in(pending_key, returned_state)
+        frontend = FrontendSignIn.from_pending(pending)
+        next_path = safe_next(pending.get("next"))
         _check_provider_error()
         profile = _ask_bitbucket(extension, signing_in)
         identity = signing_in.resolve(profile, extension.catalog_store.current())
+        issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
         session.pop(pending_key, None)
         _log_refusal(error)
         sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
+        if frontend is not None:
+            return answer_failure(frontend, error, extension.settings)
         return error_page(error, next_path, failed=signing_in)
     user = start_session(extension, signing_in, identity, profile)
     signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
-    response = redirect(next_path)
+    response: BaseResponse
+    if frontend is not None:
+        response = answer_success(frontend, _auth_response(user, frontend.scope, issuer))
+    else:
+        response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -173,31 +249,47 @@ def _ask_bitbucket(extension: AppExtension, signing_in: Provider[Any]) -> Profil
 
 
 def refresh(provider: str) -> tuple[Response, int] | Response:
-    """Backstage's refresh answer for the person this provider signed in, as JSON."""
-    if request.headers.get("X-Requested-With") != "XMLHttpRequest":
-        return _auth_error("Invalid X-Requested-With header")
+    """Backstage's refresh answer for the person this provider signed in, as JSON (GET or
+    POST)."""
+    extension = get_extension()
+    settings = extension.settings
+    signing_in = extension.provider(provider)
+    refused = refused_call(settings)
+    if refused is not None:
+        return refused
     # Nobody, a user of the app's own login, or someone the other provider signed in.
     if not isinstance(current_user, CatalogUser) or current_user.profile.provider != provider:
-        return _auth_error(f"You are not signed in with {get_extension().provider(provider).label}")
-    user: CatalogUser = current_user
-    return jsonify(
-        profile={
-            "displayName": user.profile.display_name,
-            "email": user.email,
-            "picture": user.profile.avatar_url,
-        },
-        backstageIdentity={
-            "identity": {
-                "type": "user",
-                "userEntityRef": user.user_entity_ref,
-                "ownershipEntityRefs": list(user.ownership_entity_refs),
-            }
-        },
+        return json_error(401, f"You are not signed in with {signing_in.label}")
+    try:
+        issuer = _issuer(settings, signing_in)
+    except SignInError as error:
+        return json_error(error.status, error.message)
+    return jsonify(_auth_response(current_user, request.args.get("scope", ""), issuer))
+
+
+def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict[str, Any]:
+    """The ``ClientAuthResponse`` for ``user`` (``/refresh`` and the popup's message), with
+    a fresh identity token. No ``providerInfo.accessToken``: no provider token is kept."""
+    extension = get_extension()
+    settings = extension.settings
+    now = (settings.clock or time.time)()
+    return client_auth_response(
+        user,
+        identity_token=identity_token(
+            user, extension.signing_keys, settings, issuer=issuer, now=now
+        ),
+        expires_in=settings.token_expiration,
+        requested_scope=requested_scope,
+        settings=settings,
     )
 
 
 def logout() -> ResponseReturnValue:
-    """Sign out; a POST carrying the session's CSRF token."""
+    """Sign out: a POST carrying the session's CSRF token, or a frontend's call with
+    ``X-Requested-With`` from an allowed origin (200, empty)."""
+    if is_frontend_call() and not request.headers.get("X-CSRF-Token"):
+        refused = refused_call(get_extension().settings)
+        return refused if refused is not None else _sign_out()
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     return _sign_out()
@@ -247,6 +339,41 @@ def health() -> tuple[Response, int]:
         },
     }
     return jsonify(body), 200 if ready else 503
+
+
+def jwks() -> Response:
+    """The public keys that verify identity tokens (JSON Web Key Set)."""
+    response = jsonify(get_extension().signing_keys.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def openid_config() -> tuple[Response, int] | Response:
+    """Discovery for services that verify identity tokens: the issuer and its keys."""
+    extension = get_extension()
+    try:
+        issuer = _issuer(extension.settings, next(iter(extension.providers.values())))
+    except SignInError as error:
+        return json_error(error.status, error.message)
+    response = jsonify(
+        issuer=issuer,
+        jwks_uri=issuer + "/.well-known/jwks.json",
+        response_types_supported=["id_token"],
+        subject_types_supported=["public"],
+        id_token_signing_alg_values_supported=["ES256"],
+        claims_supported=["iss", "sub", "aud", "iat", "exp", "ent"],
+    )
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _issuer(settings: Settings, provider: Provider[Any]) -> str:
+    """The auth base URL (``…/api/auth``, where the keys are published): the provider's
+    callback URL's origin and the path in front of its callback route, and
+    ``BITBUCKET_URL_PREFIX`` one level up."""
+    callback = urlsplit(_callback_url(provider))
+    mounted_at = callback.path[: -len(under_prefix(provider.url_prefix, CALLBACK_ROUTE))]
+    return f"{callback.scheme}://{callback.netloc}{mounted_at}{auth_base_path(settings.url_prefix)}"
 
 
 def _iso_time(timestamp: float | None) -> str | None:
@@ -313,8 +440,12 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     """The 503 page for a request whose session Redis could not read."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
+        body, status = json_error(error.status, error.message)
+        return body, status, headers
     page, status = error_page(error)
-    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    return page, status, headers
 
 
 def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:
@@ -393,8 +524,18 @@ def _log_refusal(error: SignInError) -> None:
     logger.log(level, "Sign-in refused (%s): %s", error.status, error.message)
 
 
-def _auth_error(message: str) -> tuple[Response, int]:
-    return jsonify(error={"name": "AuthenticationError", "message": message}), 401
+def refresh_preflight() -> Response:
+    return preflight(get_extension().settings, "GET, POST")
+
+
+def logout_preflight() -> Response:
+    return preflight(get_extension().settings, "POST")
+
+
+def _cross_origin(response: Response) -> Response:
+    if request.endpoint in _CROSS_ORIGIN_ENDPOINTS:
+        return allow_origin(response, get_extension().settings)
+    return response
 
 
 def _no_store(response: Response) -> Response:

@@ -526,7 +526,87 @@ def test_routes_with_a_root_prefix() -> None:
         "callback": "/handler/frame",
         "refresh": "/refresh",
         "logout": "/logout",
+        "jwks": "/.well-known/jwks.json",
+        "openid_configuration": "/.well-known/openid-configuration",
         "signin": "/signin",
         "health": "/healthz",
         "metrics": "/m",
     }
+
+
+def test_backstage_app_config_for_the_frontend_protocol(tmp_path: Path) -> None:
+    """``app.baseUrl``, ``auth.experimentalExtraAllowedOrigins``, ``auth.environment`` and the
+    identity token's settings come from the app-config; Flask keys win, and
+    ``BITBUCKET_ENVIRONMENT`` picks the provider block."""
+    app_config = tmp_path / "app-config.yaml"
+    app_config.write_text(
+        """
+app: {baseUrl: "https://backstage.example.com/portal"}
+auth:
+  environment: production
+  experimentalExtraAllowedOrigins: ["https://Other.Example.com:443", "http://localhost:3000"]
+  backstageTokenExpiration: {minutes: 30}
+  omitIdentityTokenOwnershipClaim: true
+  providers:
+    bitbucket:
+      production: {clientId: prod-id, clientSecret: prod-secret}
+      staging: {clientId: staging-id, clientSecret: staging-secret}
+"""
+    )
+    config = {**BASE, "BITBUCKET_APP_CONFIG": str(app_config)}
+    del config["BITBUCKET_CLIENT_ID"], config["BITBUCKET_CLIENT_SECRET"]
+    settings = load_settings(config, environ={})
+    assert settings.environment == "production"
+    assert settings.client_id == "prod-id"
+    assert settings.app_base_url == "https://backstage.example.com/portal"
+    assert settings.allowed_origins == {
+        "https://backstage.example.com",
+        "https://other.example.com",
+        "http://localhost:3000",
+    }
+    assert settings.token_expiration == 1800
+    assert settings.token_ownership_claim is False
+
+    staging = load_settings({**config, "BITBUCKET_ENVIRONMENT": "staging"}, environ={})
+    assert (staging.environment, staging.client_id) == ("staging", "staging-id")
+    own = load_settings({**config, "BITBUCKET_ALLOWED_ORIGINS": "https://a.example"}, environ={})
+    assert own.allowed_origins == {"https://backstage.example.com", "https://a.example"}
+
+
+def test_frontend_defaults() -> None:
+    settings = settings_with()
+    assert settings.environment == "development"
+    assert settings.allowed_origins == frozenset()
+    assert settings.token_expiration == 3600
+    assert settings.token_ownership_claim is True
+    assert settings.signing_key is None
+    assert settings.previous_public_keys == ()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://*.example.com",
+        "https://example.com/path",
+        "http://backstage.example.com",
+        "example.com",
+        "https://user@example.com",
+        "ftp://example.com",
+    ],
+)
+def test_allowed_origins_are_exact_https_or_loopback_origins(origin: str) -> None:
+    message = refusal(BITBUCKET_ALLOWED_ORIGINS=[origin])
+    assert message.startswith("BITBUCKET_ALLOWED_ORIGINS: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(1, 600), (599, 600), ("15m", 900), ("3600", 3600), ({"hours": 30}, 86400)],
+)
+def test_token_expiration_is_clamped(value: Any, seconds: int) -> None:
+    assert settings_with(BITBUCKET_TOKEN_EXPIRATION=value).token_expiration == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", -5, "inf", True])
+def test_token_expiration_junk_is_refused(value: Any) -> None:
+    assert refusal(BITBUCKET_TOKEN_EXPIRATION=value).startswith("BITBUCKET_TOKEN_EXPIRATION: ")

@@ -21,6 +21,7 @@ RULES = (
     "identity_keys",
     "server_profile",
     "server_resolvers",
+    "identity_token",
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 
+from .frontend_support import AUTH, PREFIX, XHR, published_keys, verify
 from .processes import app_environment, emulator_process, gunicorn_app
 from .support import DATA, JANE, csrf_token, sign_in, touch_later
 
@@ -74,3 +75,24 @@ def test_health_of_each_host(two_hosts: tuple[str, str, str, Path]) -> None:
         health = requests.get(f"{host}/healthz", timeout=10)
         assert health.status_code == 200
         assert health.json()["sessions"] == {"store": "redis", "reachable": True}
+
+
+def test_every_worker_of_every_host_signs_tokens_the_published_keys_verify(
+    two_hosts: tuple[str, str, str, Path],
+) -> None:
+    """No key file: every worker of both hosts derives one key from the shared secret, so
+    the JWKS is the same wherever it is fetched and verifies a token from any of them."""
+    host_a, host_b, emulator_url, _ = two_hosts
+    with requests.Session() as browser:
+        sign_in(browser, host_a, emulator_url, JANE)
+        # New connections each time, so that both workers of each host answer.
+        key_sets = [published_keys(host) for host in (host_a, host_b) for _ in range(6)]
+        assert all(keys == key_sets[0] for keys in key_sets)
+        for host in (host_a, host_b):
+            for _ in range(6):
+                answer = requests.get(
+                    f"{host}{PREFIX}/refresh", cookies=browser.cookies, headers=XHR, timeout=10
+                )
+                token = answer.json()["backstageIdentity"]["token"]
+                claims = verify(token, key_sets[0], issuer=f"{host}{AUTH}", now=time.time())
+                assert claims.claims["sub"] == "user:default/jdoe"

@@ -3,6 +3,8 @@ error pages, redirects, JSON answers and static files."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from flask import Flask
 
 from bitbucket_signin.emulator import EmulatorServer
 
+from ..frontend_support import APP_ORIGIN, FRONTEND, frontend_sign_in
 from ..support import JANE, serve, set_fault, sign_in
 
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -22,7 +25,7 @@ PREFIX = "/api/auth/bitbucket"
 @pytest.fixture
 def site(make_app: Callable[..., Flask]) -> Iterator[str]:
     """The app on a live server, with one more route that fails with an unhandled error."""
-    app = make_app()
+    app = make_app(**FRONTEND)
 
     @app.get("/boom")
     def boom() -> str:
@@ -70,6 +73,26 @@ PAGES: dict[str, tuple[bool, Callable[[requests.Session, str, EmulatorServer], A
     "callback-302": (True, lambda http, url, bb: sign_in(http, url, bb.url, JANE)),
     "home-signed-in": (True, lambda http, url, bb: http.get(f"{url}/")),
     "refresh-json": (True, lambda http, url, bb: http.get(f"{url}{PREFIX}/refresh", headers=XHR)),
+    "popup-page": (False, lambda http, url, bb: frontend_sign_in(http, url, bb.url, JANE)),
+    "refresh-preflight": (
+        False,
+        lambda http, url, bb: http.options(
+            f"{url}{PREFIX}/refresh",
+            headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "GET"},
+        ),
+    ),
+    "logout-preflight": (
+        False,
+        lambda http, url, bb: http.options(
+            f"{url}{PREFIX}/logout",
+            headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST"},
+        ),
+    ),
+    "jwks-json": (False, lambda http, url, bb: http.get(f"{url}/api/auth/.well-known/jwks.json")),
+    "openid-configuration-json": (
+        False,
+        lambda http, url, bb: http.get(f"{url}/api/auth/.well-known/openid-configuration"),
+    ),
 }
 
 
@@ -93,10 +116,20 @@ def test_no_framing_and_no_inline_script(
     assert not {"'unsafe-inline'", "'unsafe-eval'", "*", "data:"} & set(script_src)
     assert policy["object-src"] == ["'none'"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    if response.headers["Content-Type"].startswith("text/html") and response.text:
-        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text, re.IGNORECASE)
+    if response.headers.get("Content-Type", "").startswith("text/html") and response.text:
+        # Inline script only on the popup page: exactly the one whose hash the policy names.
+        allowed = {word.strip("'") for word in script_src if word.startswith("'sha256-")}
+        inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", response.text, re.S)
+        assert {_hash(script) for script in inline} <= allowed
+        assert len(inline) == len(allowed) <= 1
+        text = re.sub(r"<script>.*?</script>", "", response.text, flags=re.S)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text, re.IGNORECASE)
         assert not re.search(r"\son[a-z]+\s*=", response.text, re.IGNORECASE)
         assert "javascript:" not in response.text.lower()
+
+
+def _hash(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 
 def test_pages_cover_every_route(app: Flask) -> None:
@@ -104,4 +137,6 @@ def test_pages_cover_every_route(app: Flask) -> None:
     covered = {"home", "static", "bitbucket_signin.static", "bitbucket_signin.theme"}
     covered |= {f"bitbucket_signin.{name}" for name in ("signin", "start", "callback")}
     covered |= {"bitbucket_signin.refresh", "bitbucket_signin.logout", "bitbucket_signin.health"}
+    covered |= {"bitbucket_signin.refresh_preflight", "bitbucket_signin.logout_preflight"}
+    covered |= {"bitbucket_signin.jwks", "bitbucket_signin.openid_configuration"}
     assert {rule.endpoint for rule in app.url_map.iter_rules()} <= covered

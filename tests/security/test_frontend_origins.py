@@ -1,0 +1,195 @@
+"""The Backstage frontend protocol under attack, over real HTTP: only the allowed app origins
+may start a sign-in, receive its answer, be returned to, or read ``/refresh`` and sign out."""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from flask import Flask
+
+from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.frontend import MAX_SCOPE_LENGTH
+
+from ..frontend_support import (
+    APP_ORIGIN,
+    FRONTEND,
+    PREFIX,
+    XHR,
+    frontend_sign_in,
+    popup_messages,
+    refresh,
+    start,
+    start_params,
+)
+from ..support import JANE, serve, session_contents, token_calls
+from .test_cookie_size import BROWSER_LIMIT, HEADROOM, session_cookie_size
+
+pytestmark = pytest.mark.rate_limit("1000 per minute")
+EVIL = "https://evil.test"
+HOSTILE_ORIGINS = [
+    EVIL,
+    "http://localhost:3000.evil.test",
+    "http://localhost:30001",
+    "https://localhost:3000",
+    "http://localhost:3000@evil.test",
+    "http://evil.test#@localhost:3000",
+    "http://localhost:3000/path",
+    "null",
+    "",
+    " http://localhost:3000",
+    "http://local\thost:3000",
+    "http://localhost:3000\\@evil.test",
+    "javascript:alert(1)//localhost:3000",
+]
+HOSTILE_REDIRECTS = [
+    f"{EVIL}/",
+    "//evil.test/",
+    "/relative/path",
+    "http://localhost:3000@evil.test/",
+    "http://localhost:3000\\@evil.test/",
+    "http://localhost:3000.evil.test/",
+    "http:/\\evil.test/",
+    "http://local\thost:3000/",
+    "http://evil.test/?http://localhost:3000/",
+    "javascript:alert(document.domain)//http://localhost:3000/",
+    "data:text/html,<script>alert(1)</script>",
+    "http://xn--localhost-.evil.test:3000/",
+    "http://localhost:3000\r\nSet-Cookie: x=1",
+]
+
+
+@pytest.fixture
+def site(make_app: Callable[..., Flask]) -> Iterator[tuple[Flask, str]]:
+    app = make_app(**FRONTEND)
+    with serve(app) as url:
+        yield app, url
+
+
+@pytest.mark.parametrize("origin", HOSTILE_ORIGINS)
+def test_start_refuses_an_origin_that_is_not_allowed(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer, origin: str
+) -> None:
+    app, url = site
+    for flow in ("popup", "redirect"):
+        answer = start(http, url, **start_params(flow, origin=origin, redirectUrl=f"{origin}/"))
+        assert answer.status_code == 403, (flow, origin)
+        assert "Location" not in answer.headers
+        kept = session_contents(app, http.cookies.get("session"))
+        assert not any(key.startswith("_state_") for key in kept)
+    assert token_calls(bitbucket) == 0
+
+
+@pytest.mark.parametrize("redirect_url", HOSTILE_REDIRECTS)
+def test_redirect_flow_refuses_a_page_off_the_allowed_origins(
+    http: requests.Session, site: tuple[Flask, str], redirect_url: str
+) -> None:
+    _, url = site
+    answer = start(http, url, **start_params("redirect", redirectUrl=redirect_url))
+    assert answer.status_code == 403
+    assert "Location" not in answer.headers
+
+
+def test_missing_redirect_url_wrong_flow_env_or_scope_are_400(
+    http: requests.Session, site: tuple[Flask, str]
+) -> None:
+    _, url = site
+    params = start_params("redirect")
+    assert start(http, url, **params).status_code == 400  # no redirectUrl
+    assert start(http, url, **start_params("iframe")).status_code == 400
+    for env in ("production", "", "development "):
+        assert start(http, url, **start_params(env=env)).status_code == 400
+    no_env = {key: value for key, value in start_params().items() if key != "env"}
+    assert start(http, url, **no_env).status_code == 400
+    long_scope = "a" * (MAX_SCOPE_LENGTH + 1)
+    assert start(http, url, **start_params(scope=long_scope)).status_code == 400
+    assert start(http, url, **start_params()).status_code == 302
+
+
+def test_the_answer_goes_only_to_the_origin_that_started_it(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer
+) -> None:
+    """The popup posts the identity to the pending sign-in's origin, never to ``*``; a hostile
+    scope cannot break out of the script (one script, still the hash the policy names)."""
+    _, url = site
+    scope = "account </script><script>alert(1)</script>'\"`${x}\\u2028"
+    page = frontend_sign_in(http, url, bitbucket.url, JANE, scope=scope)
+    origin, message = popup_messages(page)  # one script, whose hash the CSP allows
+    assert origin == APP_ORIGIN
+    assert re.findall(r"postMessage\(([^)]*)\)", page.text) == [
+        "{type:'config_info',targetOrigin:origin},'*'",
+        "message,origin",
+    ]
+    assert page.text.count("<script") == 1
+    assert page.text.count("</script>") == 1
+    assert scope.split(" ", 1)[1] in message["response"]["providerInfo"]["scope"]
+
+
+def test_refresh_and_logout_answer_allowed_origins_only(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer
+) -> None:
+    _, url = site
+    assert frontend_sign_in(http, url, bitbucket.url, JANE).status_code == 200
+    for origin in [o for o in HOSTILE_ORIGINS if o and o.isprintable() and o == o.strip()]:
+        answer = refresh(http, url, origin=origin)
+        assert answer.status_code == 403, origin
+        assert answer.json()["error"]["name"] == "NotAllowedError"
+        assert "Access-Control-Allow-Origin" not in answer.headers
+        assert "backstageIdentity" not in answer.text
+        preflight = http.options(
+            f"{url}{PREFIX}/refresh",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-requested-with",
+            },
+        )
+        assert not any(name.startswith("Access-Control-Allow") for name in preflight.headers)
+        logout = http.post(f"{url}{PREFIX}/logout", headers={**XHR, "Origin": origin})
+        assert logout.status_code == 403
+    assert refresh(http, url).status_code == 200  # still signed in
+    assert refresh(http, url, origin=None).status_code == 200  # no Origin: not a browser's CORS
+
+
+def test_refresh_refuses_another_environment(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer
+) -> None:
+    _, url = site
+    assert frontend_sign_in(http, url, bitbucket.url, JANE).status_code == 200
+    answer = http.get(
+        f"{url}{PREFIX}/refresh?{urlencode({'env': 'production'})}",
+        headers={**XHR, "Origin": APP_ORIGIN},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["name"] == "InputError"
+
+
+def test_without_allowed_origins_no_frontend_may_sign_in(
+    make_app: Callable[..., Flask], http: requests.Session
+) -> None:
+    with serve(make_app()) as url:
+        assert start(http, url, **start_params()).status_code == 403
+
+
+def test_worst_case_frontend_sign_ins_keep_the_cookie_small(
+    http: requests.Session, site: tuple[Flask, str]
+) -> None:
+    """Pending frontend sign-ins keep their origin, scope and page in the cookie: the longest
+    scope and a page of random characters, as many as can be pending, stay under 4 KB."""
+    _, url = site
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?"
+    largest = 0
+    for length in (400, 1000, 2000):
+        for _ in range(4):
+            page = f"{APP_ORIGIN}/" + "".join(rng.choice(alphabet) for _ in range(length))
+            scope = "".join(rng.choice(string.ascii_letters) for _ in range(MAX_SCOPE_LENGTH))
+            answer = start(http, url, **start_params("redirect", redirectUrl=page, scope=scope))
+            assert answer.status_code == 302
+            largest = max(largest, session_cookie_size(answer))
+    assert largest <= BROWSER_LIMIT - HEADROOM
