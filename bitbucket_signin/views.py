@@ -152,7 +152,7 @@ def _add_cross_origin_rule(
 ) -> None:
     """A route a frontend calls from another origin, and its CORS preflight (``OPTIONS``)."""
     view, answer_preflight = views
-    defaults = {"provider": provider} if provider else None
+    defaults = {"provider": provider} if provider else {}
     blueprint.add_url_rule(
         path, endpoint, view, methods=methods, provide_automatic_options=False, defaults=defaults
     )
