@@ -27,6 +27,15 @@ from .datacenter import (
     server_config,
     start_dc_sign_in,
 )
+from .frontend_support import (
+    APP_ORIGIN,
+    AUTH,
+    FRONTEND,
+    popup_messages,
+    published_keys,
+    start_params,
+    verify,
+)
 from .support import (
     JANE,
     call_counts,
@@ -382,3 +391,31 @@ def test_the_cli_resolves_a_data_center_account(make_site: Callable[..., Site]) 
     missing = runner.invoke(args=["bitbucket-signin", "resolve-server", *val])
     assert missing.exit_code == 1
     assert "unable to resolve user identity" in missing.output
+
+
+def test_the_backstage_frontend_protocol_and_the_identity_token(
+    make_site: Callable[..., Site], bitbucket: EmulatorServer, http: requests.Session
+) -> None:
+    """A Backstage frontend signs in through Data Center's popup, gets an identity token that
+    the keys published for the whole site verify, and refreshes it with CORS."""
+    site = make_site(**FRONTEND)
+    started = http.get(
+        f"{site.url}{DC_PREFIX}/start", params=start_params(), allow_redirects=False, timeout=5
+    )
+    callback = grant_dc(bitbucket, started.headers["Location"], "jane@example.com")
+    origin, message = popup_messages(http.get(callback, allow_redirects=False, timeout=10))
+    assert origin == APP_ORIGIN
+    identity = message["response"]["backstageIdentity"]
+    assert identity["identity"]["userEntityRef"] == "user:default/jdoe"
+    token = verify(
+        identity["token"], published_keys(site.url), issuer=f"{site.url}{AUTH}", now=1000.0
+    )
+    assert token.claims["sub"] == "user:default/jdoe"
+    again = http.get(
+        f"{site.url}{DC_PREFIX}/refresh?optional&env=development",
+        headers={**XHR, "Origin": APP_ORIGIN},
+        timeout=5,
+    )
+    assert again.status_code == 200
+    assert again.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert again.json()["backstageIdentity"]["identity"]["userEntityRef"] == "user:default/jdoe"
