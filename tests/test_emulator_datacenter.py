@@ -7,6 +7,7 @@ import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -375,3 +376,23 @@ def test_a_link_registered_at_run_time_until_the_reset(dc: str) -> None:
     requests.post(f"{control(dc)}/reset", timeout=5).raise_for_status()
     page = requests.get(f"{dc}/rest/oauth2/latest/authorize", params=params, timeout=5)
     assert page.status_code == 400
+
+
+def test_cli_context_path_needs_a_datacenter_section() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bitbucket_signin.emulator",
+            "--accounts",
+            str(Path(__file__).with_name("emulator_accounts.yaml")),
+            "--context-path",
+            "/git",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "has no 'datacenter' section" in result.stderr

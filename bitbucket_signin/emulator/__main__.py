@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_listen_address(args.host, allow_non_loopback=args.allow_non_loopback)
         config = load_accounts(args.accounts, generate=max(args.generate_accounts, 0))
         datacenter = load_datacenter(args.accounts, context_path=args.context_path)
+        if datacenter is None and args.context_path is not None:
+            raise AccountsError(f"--context-path: {args.accounts} has no 'datacenter' section")
     except (ListenAddressError, AccountsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

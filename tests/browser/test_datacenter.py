@@ -14,7 +14,16 @@ from ..datacenter import DC_CLIENT_ID, DC_CLIENT_SECRET, DC_PREFIX, INSTANCE
 from ..processes import app_environment, gunicorn_app
 from ..support import DATA
 from .conftest import RESOLVERS, Contexts
-from .pages import WAIT_MS, alert_text, heading, image_loaded, screenshot, sign_out
+from .pages import (
+    WAIT_MS,
+    alert_text,
+    axe_violations,
+    heading,
+    horizontal_overflow,
+    image_loaded,
+    screenshot,
+    sign_out,
+)
 
 CLOUD_BUTTON = "Sign in with Bitbucket Cloud"
 DC_BUTTON = f"Sign in with {INSTANCE}"
@@ -45,7 +54,11 @@ def both_url(emulator_url: str, instance_url: str) -> Iterator[str]:
         PRODUCT_NAME="Acme Developer Portal",
     )
     with gunicorn_app(environment, workers=2) as url:
-        link = {"secret": DC_CLIENT_SECRET, "redirect_url": f"{url}{DC_PREFIX}/handler/frame"}
+        link = {
+            "secret": DC_CLIENT_SECRET,
+            "redirect_url": f"{url}{DC_PREFIX}/handler/frame",
+            "name": "Acme Developer Portal",
+        }
         requests.put(
             f"{emulator_url}/_emulator/datacenter/links/{DC_CLIENT_ID}", json=link, timeout=5
         ).raise_for_status()
@@ -116,3 +129,21 @@ def test_a_link_left_too_long_says_start_again(
     assert "The sign-in link expired" in alert_text(page)
     screenshot(page, "datacenter-2-expired")
     assert page.get_by_role("button", name=DC_BUTTON).is_visible()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_two_buttons_are_accessible_and_fit_a_phone(
+    browser: Browser, both_url: str, emulator_url: str, instance_url: str, width: int
+) -> None:
+    made = Contexts(browser, both_url, emulator_url, instance_url)
+    page = made.page(width)
+    page.goto(f"{both_url}/signin")
+    assert axe_violations(page) == []
+    assert horizontal_overflow(page) == 0
+    screenshot(page, f"signin-two-providers-light-{width}", docs=True)
+    page.get_by_role("button", name=DC_BUTTON).click()
+    page.wait_for_url(f"{instance_url}/rest/oauth2/latest/authorize?**", timeout=WAIT_MS)
+    assert axe_violations(page) == []
+    assert horizontal_overflow(page) == 0
+    screenshot(page, f"datacenter-consent-light-{width}", docs=True)
+    assert not made.close()
