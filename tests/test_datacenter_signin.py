@@ -38,6 +38,7 @@ from .frontend_support import (
 )
 from .support import (
     JANE,
+    FakeClock,
     call_counts,
     csrf_token,
     emulator_requests,
@@ -419,3 +420,17 @@ def test_the_backstage_frontend_protocol_and_the_identity_token(
     assert again.status_code == 200
     assert again.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     assert again.json()["backstageIdentity"]["identity"]["userEntityRef"] == "user:default/jdoe"
+
+
+def test_data_centers_session_duration_applies_to_its_sign_ins_only(
+    make_site: Callable[..., Site], bitbucket: EmulatorServer, clock: FakeClock
+) -> None:
+    site = make_site(BITBUCKET_SERVER_SESSION_DURATION="1h")
+    with requests.Session() as dc_person, requests.Session() as cloud_person:
+        assert dc_sign_in(dc_person, site.url, bitbucket, "jane@example.com").status_code == 302
+        assert sign_in(cloud_person, site.url, bitbucket.url, JANE).status_code == 302
+        clock.advance(30 * 60)
+        assert home_page(dc_person, site.url).status_code == 200
+        clock.advance(31 * 60)
+        assert home_page(dc_person, site.url).status_code == 302  # signed out: over an hour
+        assert home_page(cloud_person, site.url).status_code == 200
