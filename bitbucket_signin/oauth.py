@@ -24,9 +24,9 @@ from .client import (
 )
 from .config import Settings
 from .errors import SignInError, UpstreamError
+from .profile import PROVIDER
 from .transport import BoundedAdapter
 
-PROVIDER = "bitbucket"
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
 STALE_LINK = (
     "This sign-in link has expired or was already used. Please start again from the sign-in page."

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Protocol
 
 from .identity_keys import ascii_lower
 
+PROVIDER = "bitbucket"  # Bitbucket Cloud, by Backstage's name
+
 
 def normalize_uuid(value: str) -> str:
     """Bitbucket UUIDs compare case-insensitively, with or without braces."""
@@ -74,7 +76,7 @@ class BitbucketProfile:
     avatar_url: str | None = None
     workspaces: tuple[Workspace, ...] | None = field(default=None)
 
-    provider: ClassVar[str] = "bitbucket"
+    provider: ClassVar[str] = PROVIDER
 
     @property
     def user_id(self) -> str:

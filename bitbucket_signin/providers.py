@@ -16,8 +16,8 @@ from .catalog import Catalog
 from .client import BitbucketClient, Deadline
 from .config import ServerSettings, Settings
 from .errors import ConfigError, SignInError
-from .oauth import PROVIDER as CLOUD
 from .oauth import bitbucket_oauth_app
+from .profile import PROVIDER as CLOUD
 from .profile import BitbucketProfile, for_session, normalize_uuid, workspace_refusal
 from .resolvers import Identity, P, ProviderResolver, Resolver, resolve
 from .server_client import DataCenterClient
