@@ -12,10 +12,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 import requests
 
+from bitbucket_signin import get_extension
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
+from bitbucket_signin.redis_sessions import PERSON_PREFIX
 from bitbucket_signin.standalone import create_app
 
 from .datacenter import (
@@ -434,3 +437,34 @@ def test_data_centers_session_duration_applies_to_its_sign_ins_only(
         clock.advance(31 * 60)
         assert home_page(dc_person, site.url).status_code == 302  # signed out: over an hour
         assert home_page(cloud_person, site.url).status_code == 200
+
+
+def test_redis_sessions_sign_a_data_center_person_out_everywhere(
+    make_site: Callable[..., Site], bitbucket: EmulatorServer, redis_url: str
+) -> None:
+    """Sessions of a Data Center sign-in live as long as signed-in sessions (not as pending
+    ones) and are indexed by the person, ``bitbucketServer:<id>``."""
+    site = make_site(
+        BITBUCKET_SESSION_REDIS_URL=redis_url,
+        BITBUCKET_SERVER_SIGNIN_RESOLVERS=[
+            "userIdMatchingUserEntityAnnotation",
+            "userSlugMatchingUserEntityAnnotation",
+        ],
+    )
+    laptop, phone, colleague = requests.Session(), requests.Session(), requests.Session()
+    for browser, who in (
+        (laptop, "jane@example.com"),
+        (phone, "jane@example.com"),
+        (colleague, "lchen"),
+    ):
+        assert dc_sign_in(browser, site.url, bitbucket, who, "/").status_code == 302
+    index = redis.Redis.from_url(redis_url).ttl(f"{PERSON_PREFIX}bitbucketserver:101")
+    assert 8 * 3600 < index <= 8 * 3600 + 60  # the idle timeout, as for any signed-in session
+    page = home_page(laptop, site.url).text
+    laptop.post(
+        f"{site.url}/api/auth/bitbucket/logout/everywhere", data={"csrf_token": csrf_token(page)}
+    )
+    assert home_page(phone, site.url).status_code == 302
+    assert home_page(colleague, site.url).status_code == 200
+    assert get_extension(site.app).sign_out_everywhere("bitbucketServer:102") == 1
+    assert home_page(colleague, site.url).status_code == 302
