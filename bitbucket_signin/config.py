@@ -297,6 +297,18 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     cloud = _is_set(values["CLIENT_ID"])
     if not cloud and not _is_set(values["SERVER_URL"]):
         raise ConfigError(NO_PROVIDER)
+    if not _is_set(values["SERVER_URL"]):
+        for key in (
+            "SERVER_CLIENT_ID",
+            "SERVER_CLIENT_SECRET",
+            "SERVER_API_URL",
+            "SERVER_CALLBACK_URL",
+        ):
+            if _is_set(values[key]):
+                raise ConfigError(
+                    f"{names[key]} is set, but {PREFIX}SERVER_URL is not: set it to sign in "
+                    "with Bitbucket Data Center"
+                )
     url_prefix = _path(values, "URL_PREFIX")
     app_base_url = _url(values, "APP_BASE_URL", names) if values["APP_BASE_URL"] else None
     settings = Settings(

@@ -152,3 +152,13 @@ def test_backstage_form_with_neither_block(tmp_path: Path) -> None:
     app_config.write_text("auth:\n  providers:\n    github: {}\n", encoding="utf-8")
     message = refusal(BITBUCKET_APP_CONFIG=str(app_config))
     assert message.endswith("auth.providers: no 'bitbucket' section")
+
+
+def test_data_center_keys_without_its_url_are_refused() -> None:
+    message = refusal(
+        BITBUCKET_CLIENT_ID="cloud-id", BITBUCKET_CLIENT_SECRET="s", BITBUCKET_SERVER_URL=None
+    )
+    assert message == (
+        "BITBUCKET_SERVER_CLIENT_ID is set, but BITBUCKET_SERVER_URL is not: set it to sign in "
+        "with Bitbucket Data Center"
+    )
