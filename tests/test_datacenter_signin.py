@@ -423,6 +423,18 @@ def test_the_backstage_frontend_protocol_and_the_identity_token(
     assert again.status_code == 200
     assert again.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     assert again.json()["backstageIdentity"]["identity"]["userEntityRef"] == "user:default/jdoe"
+    for route, method in (("refresh", "POST"), ("logout", "POST")):
+        preflight = requests.options(
+            f"{site.url}{DC_PREFIX}/{route}",
+            headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": method},
+            timeout=5,
+        )
+        assert preflight.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    out = http.post(
+        f"{site.url}{DC_PREFIX}/logout", headers={**XHR, "Origin": APP_ORIGIN}, timeout=5
+    )
+    assert (out.status_code, out.text) == (200, "")
+    assert out.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
 
 
 def test_data_centers_session_duration_applies_to_its_sign_ins_only(
