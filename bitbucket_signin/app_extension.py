@@ -13,9 +13,10 @@ from flask_login import LoginManager
 
 from ._version import __version__
 from .catalog import CatalogStore
+from .catalog.check import no_users
 from .client import BitbucketClient, SignInLimit
 from .config import Settings
-from .errors import CatalogError, ConfigError, SignInError
+from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
 from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .profile import BitbucketProfile
@@ -42,9 +43,13 @@ class AppExtension:
             max_bytes=settings.catalog_max_bytes,
         )
         try:
-            self.catalog_store.load()
+            catalog = self.catalog_store.load()
         except CatalogError as error:
-            raise ConfigError(f"BITBUCKET_CATALOG: {error}") from None
+            raise CatalogConfigError(f"BITBUCKET_CATALOG: {error}", settings.catalog_path) from None
+        if not catalog.users:
+            raise CatalogConfigError(
+                f"BITBUCKET_CATALOG: {no_users(settings.catalog_path)}", settings.catalog_path
+            )
         user_agent = f"bitbucket-signin/{__version__}"
         self.providers: dict[str, Provider[Any]] = {}
         if settings.client_id is not None:

@@ -541,7 +541,18 @@ def read_app_config(
         settings["TOKEN_EXPIRATION"] = auth["backstageTokenExpiration"]
     if "omitIdentityTokenOwnershipClaim" in auth:
         settings["TOKEN_OWNERSHIP_CLAIM"] = not _flag(auth["omitIdentityTokenOwnershipClaim"])
+    if _has_file_locations(document):
+        settings["CATALOG"] = str(path)  # the catalog loader reads its catalog.locations
     return settings
+
+
+def _has_file_locations(document: Mapping[str, Any]) -> bool:
+    """Whether ``catalog.locations`` lists an entry of ``type: file``."""
+    catalog = document.get("catalog")
+    locations = catalog.get("locations") if isinstance(catalog, Mapping) else None
+    return isinstance(locations, list) and any(
+        isinstance(location, Mapping) and location.get("type") == "file" for location in locations
+    )
 
 
 def parse_duration(value: Any, key: str) -> timedelta | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import reprlib
+from pathlib import Path
 from typing import Any
 
 from .profile import Profile
@@ -36,14 +37,30 @@ class CatalogError(Exception):
     """The catalog file cannot be used; the message names the file and the entity."""
 
 
+class CatalogConfigError(ConfigError):
+    """The catalog cannot be used at start-up; ``path`` is its file, for ``check`` to report
+    every problem of it."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class SignInError(Exception):
-    """Sign-in refused; ``status`` is the HTTP status the sign-in page answers with."""
+    """Sign-in refused; ``status`` is the HTTP status the sign-in page answers with.
+
+    ``reason`` names the refusal for the metrics and the audit log: a name from a fixed set
+    (never text from a request), by default the exception's class name.
+    """
 
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason or type(self).__name__
         if status is not None:
             self.status = status
 

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from .app_extension import EXTENSION_NAME, AppExtension
+from .audit import install_audit
 from .cli import cli
 from .config import load_settings, refuse_taken_paths
 from .errors import SessionStoreUnavailableError
@@ -53,6 +54,7 @@ class BitbucketSignIn:
             extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)
         app.register_error_handler(SessionStoreUnavailableError, store_unavailable_page)
         install_user_loader(app)
+        install_audit(app)
         install_security(app, settings)
         limit_sign_in_attempts(app, settings)
         app.cli.add_command(cli)

@@ -17,7 +17,7 @@ from flask import Flask, Response, g, request
 
 from .catalog import CatalogStore
 from .errors import ConfigError, SignInError
-from .signals import sign_in_failed, sign_in_rate_limited, signed_in
+from .signals import SUCCESS, outcome_of, sign_in_failed, sign_in_rate_limited, signed_in
 from .transport import observe_calls
 
 try:
@@ -135,11 +135,11 @@ def install_metrics(app: Flask, path: str, store: CatalogStore) -> Metrics:
     observe_calls(metrics.observe_call)
 
     def count_success(sender: Flask, **extra: Any) -> None:
-        metrics.sign_ins.labels(outcome="success", reason="").inc()
+        metrics.sign_ins.labels(outcome=SUCCESS, reason="").inc()
 
     def count_failure(sender: Flask, *, error: SignInError, **extra: Any) -> None:
-        outcome = "failed" if error.status >= 500 else "refused"
-        metrics.sign_ins.labels(outcome=outcome, reason=type(error).__name__).inc()
+        outcome, reason = outcome_of(error)
+        metrics.sign_ins.labels(outcome=outcome, reason=reason).inc()
 
     def count_rate_limited(sender: Flask, **extra: Any) -> None:
         metrics.rate_limited.inc()

@@ -33,6 +33,11 @@ STALE_LINK = (
 )
 
 
+def stale_link() -> SignInError:
+    """The refusal of a callback whose state this browser does not have pending."""
+    return SignInError(STALE_LINK, status=400, reason="StaleLink")
+
+
 class _HideCodeVerifier(logging.Filter):
     """Authlib logs the PKCE verifier at DEBUG; it is a secret until the code is spent."""
 
@@ -87,7 +92,7 @@ def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:
             timeout=deadline.seconds_left(TOKEN_CALL)
         )
     except MismatchingStateError:
-        raise SignInError(STALE_LINK, status=400) from None
+        raise stale_link() from None
     except requests.RequestException as error:
         raise upstream_error_for_exception(error, TOKEN_CALL) from None
     except OAuthError as error:

@@ -52,7 +52,7 @@ class Provider(Generic[P]):
     load_profile: Callable[[Mapping[str, Any]], P]
     same_user: Callable[[P, str], bool]
     kept: Callable[[P], P]
-    refusal: Callable[[P], str | None]
+    refusal: Callable[[P], SignInError | None]
 
     def endpoint(self, route: str) -> str:
         """The blueprint endpoint of one of its routes: ``start``, ``callback``, …"""
@@ -62,7 +62,7 @@ class Provider(Generic[P]):
         """The catalog identity of ``profile``; raises a ``SignInError`` when there is none."""
         refusal = self.refusal(profile)
         if refusal is not None:
-            raise SignInError(refusal, status=403)
+            raise refusal
         return resolve(self.resolvers, profile, catalog)
 
 
@@ -89,8 +89,16 @@ def cloud_provider(
         load_profile=BitbucketProfile.from_dict,
         same_user=lambda profile, user_id: normalize_uuid(profile.uuid) == normalize_uuid(user_id),
         kept=partial(for_session, allowed=allowed),
-        refusal=lambda profile: workspace_refusal(profile, allowed),
+        refusal=partial(_workspace_refusal, allowed=allowed),
     )
+
+
+def _workspace_refusal(profile: BitbucketProfile, allowed: frozenset[str]) -> SignInError | None:
+    """The refusal of an account outside ``BITBUCKET_ALLOWED_WORKSPACES``, if it is."""
+    refusal = workspace_refusal(profile, allowed)
+    if refusal is None:
+        return None
+    return SignInError(refusal, status=403, reason="WorkspaceNotAllowed")
 
 
 def server_provider(

@@ -21,7 +21,7 @@ from limits.errors import ConfigurationError
 from .config import PREFIX, Settings
 from .errors import ConfigError, SignInError
 from .redirects import safe_next
-from .signals import sign_in_rate_limited
+from .signals import RATE_LIMITED_REASON, sign_in_rate_limited
 from .views import error_page
 
 LIMITED_ENDPOINTS = frozenset(
@@ -109,6 +109,7 @@ def _refusal(limit: RequestLimit) -> Response:
         f"Too many sign-in attempts from your network address. "
         f"Please try again in {seconds} seconds.",
         status=429,
+        reason=RATE_LIMITED_REASON,
     )
     response = make_response(error_page(error, safe_next(request.args.get("next"))))
     response.headers["Retry-After"] = str(seconds)

@@ -11,7 +11,7 @@ omits ``username``) raises :class:`NotFoundError`, so the chain moves on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from .catalog import (
@@ -36,14 +36,17 @@ from .profile import BitbucketProfile, Profile, braced_uuid
 
 __all__ = [
     "CatalogResolver",
+    "Explanation",
     "Identity",
     "Resolver",
     "ResolverFactory",
+    "Step",
     "annotation_match",
     "build_chain",
     "build_resolver",
     "chain_from",
     "email_matches",
+    "explain",
     "identity_for",
     "register_resolver",
     "resolve",
@@ -58,12 +61,14 @@ _ANY_DOMAIN = "dangerouslyAllowAnyEmailDomain"
 class Identity:
     """Who a visitor signs in as: Backstage's ``userEntityRef`` and ``ownershipEntityRefs``.
 
-    ``entity`` is ``None`` when ``dangerouslyAllowSignInWithoutUserInCatalog`` let them in.
+    ``entity`` is ``None`` when ``dangerouslyAllowSignInWithoutUserInCatalog`` let them in;
+    ``resolver`` names the resolver of the chain that matched (set by :func:`resolve`).
     """
 
     user_entity_ref: str
     ownership_entity_refs: tuple[str, ...]
     entity: UserEntity | None = None
+    resolver: str | None = None
 
 
 P = TypeVar("P", bound=Profile)
@@ -85,15 +90,20 @@ class CatalogMatch(Generic[P]):
 
     name: str
     missing: str
-    not_found: Callable[[str], str]
+    what: str  # what it compares, for messages: "annotation bitbucket.org/user-id"
     read: Callable[[P], str | None]
     find: Callable[[Catalog, str], tuple[UserEntity, ...]]
     suggest: Callable[[str], str]
+    shown: Callable[[str], str] = str  # the part of the value it compares, for messages
     # The entity name a value signs in as without a User entity: its comparison key, so that
     # two accounts get one name only when the resolver takes them for one. None: no fallback.
     fallback_name: Callable[[str], str | None] | None = None
     takes_domains: bool = False
     reads_email: bool = False
+
+    def sought(self, value: str) -> str:
+        """What it looks for in the catalog given ``value``."""
+        return f"{self.what} {quoted(self.shown(value), limit=None)}"
 
     def create(self, options: Mapping[str, Any]) -> CatalogResolver[P]:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
@@ -175,7 +185,11 @@ class CatalogResolver(Generic[P]):
         if not value:
             raise NotFoundError(self.match.missing)
         if self.allowed_domains is not None and _domain_key(value) not in self.allowed_domains:
-            raise SignInError("Sign-in user email is not from an allowed domain", status=403)
+            raise SignInError(
+                "Sign-in user email is not from an allowed domain",
+                status=403,
+                reason="DomainNotAllowed",
+            )
         found = self.match.find(catalog, value)
         if len(found) > 1:
             raise ConflictError("User lookup resulted in multiple matches")
@@ -183,7 +197,13 @@ class CatalogResolver(Generic[P]):
             return identity_for(catalog, found[0])
         if self.allow_without_catalog:
             return self._without_catalog(value, catalog)
-        raise NotFoundError(self.match.not_found(value))
+        raise NotFoundError(f"No User entity has {self.match.sought(value)}")
+
+    def looking_for(self, profile: P) -> str | None:
+        """What it looks for in the catalog for this profile (``None``: the profile lacks
+        what it reads, so it looks for nothing)."""
+        value = self.match.read(profile)
+        return self.match.sought(value) if value else None
 
     def suggestion(self, profile: P) -> str | None:
         """The YAML an administrator adds to a User entity for this resolver to match."""
@@ -204,6 +224,7 @@ class CatalogResolver(Generic[P]):
                 f"You cannot sign in as {ref}: that is a User of the catalog, and nothing links "
                 "it to your Bitbucket account. Ask an administrator to add you to the catalog.",
                 status=403,
+                reason="CatalogRefTaken",
             )
         return Identity(ref, (ref,), None)
 
@@ -216,7 +237,7 @@ def annotation_match(
     return CatalogMatch(
         name=name,
         missing=missing,
-        not_found=lambda value: f"No User entity has annotation {key} {quoted(value, limit=None)}",
+        what=f"annotation {key}",
         read=lambda profile: shown(value) if (value := read(profile)) else None,
         find=lambda catalog, value: catalog.users_by_annotation(key, value),
         suggest=lambda value: f"metadata:\n  annotations:\n    {key}: {quoted(value, limit=None)}",
@@ -264,9 +285,7 @@ def email_matches() -> tuple[CatalogMatch[P], CatalogMatch[P]]:
         CatalogMatch(
             name="emailMatchingUserEntityProfileEmail",
             missing=_NO_EMAIL,
-            not_found=lambda email: (
-                f"No User entity has spec.profile.email {quoted(email, limit=None)}"
-            ),
+            what="spec.profile.email",
             read=lambda profile: profile.email,
             find=_find_by_email,
             suggest=lambda email: f"spec:\n  profile:\n    email: {quoted(email, limit=None)}",
@@ -275,13 +294,11 @@ def email_matches() -> tuple[CatalogMatch[P], CatalogMatch[P]]:
         CatalogMatch(
             name="emailLocalPartMatchingUserEntityName",
             missing=_NO_EMAIL,
-            not_found=lambda email: (
-                f"No User entity named {quoted(_local_part(email), limit=None)} "
-                "in namespace default"
-            ),
+            what="metadata.name (namespace default)",
             read=lambda profile: profile.email,
             find=_find_by_local_part,
             suggest=lambda email: f"metadata:\n  name: {quoted(_local_part(email), limit=None)}",
+            shown=_local_part,
             fallback_name=_local_part_key,
             takes_domains=True,
             reads_email=True,
@@ -389,10 +406,53 @@ def resolve(chain: Iterable[ProviderResolver[P]], profile: P, catalog: Catalog) 
     attempts = []
     for resolver in chain:
         try:
-            return resolver(profile, catalog)
+            return replace(resolver(profile, catalog), resolver=_name_of(resolver))
         except NotFoundError as error:
             attempts.append((_name_of(resolver), error.message))
     raise UserNotInCatalogError(profile, tuple(attempts), _suggestion(chain, profile))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resolver's turn: what it looked for, what it found, and whom it matched."""
+
+    resolver: str
+    looked_for: str
+    found: str
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Each resolver's turn until one matched or refused; ``suggestion`` when nobody matched."""
+
+    steps: tuple[Step, ...]
+    suggestion: str | None
+
+
+def explain(chain: Iterable[ProviderResolver[P]], profile: P, catalog: Catalog) -> Explanation:
+    """What :func:`resolve` does for ``profile``, step by step, for an administrator."""
+    chain = tuple(chain)
+    steps = []
+    for resolver in chain:
+        name = _name_of(resolver)
+        sought, found = "what it reads", None  # a custom resolver's own business
+        if isinstance(resolver, CatalogResolver):
+            value = resolver.looking_for(profile)
+            sought = value or f"nothing ({resolver.match.missing})"
+            found = "no User entity" if value else "nothing"
+        try:
+            identity = resolver(profile, catalog)
+        except NotFoundError as error:
+            steps.append(Step(name, sought, found or error.message))
+            continue
+        except SignInError as error:
+            steps.append(Step(name, sought, f"refused: {error.message}"))
+            return Explanation(tuple(steps), None)
+        found = identity.user_entity_ref if identity.entity else "no User entity"
+        steps.append(Step(name, sought, found, replace(identity, resolver=name)))
+        return Explanation(tuple(steps), None)
+    return Explanation(tuple(steps), _suggestion(chain, profile))
 
 
 def _name_of(resolver: ProviderResolver[P]) -> str:

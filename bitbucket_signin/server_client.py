@@ -74,9 +74,7 @@ class DataCenterClient:
         headers = {"Authorization": f"Bearer {access_token}"}
         name = self._whoami(headers, deadline)
         entry = self._find_listed(name, headers, deadline)
-        refusal = sign_in_refusal(entry)
-        if refusal is not None:
-            raise SignInError(refusal, status=403)
+        _refuse_if_not_allowed(entry)
         slug = entry.get("slug")
         if not isinstance(slug, str) or not slug:
             raise UpstreamError("Bitbucket Data Center listed the account without a slug.")
@@ -84,9 +82,7 @@ class DataCenterClient:
         user = json_object(self._get(path, headers, "user profile", deadline), "user profile")
         if user.get("id") != entry.get("id") or user.get("name") != name:
             raise UpstreamError("Bitbucket Data Center sent another account's profile.")
-        refusal = sign_in_refusal(user)
-        if refusal is not None:
-            raise SignInError(refusal, status=403)
+        _refuse_if_not_allowed(user)
         try:
             return server_profile_from_api(user, self.browser_url)
         except ValueError as error:
@@ -161,6 +157,14 @@ class DataCenterClient:
             )
             raise upstream_error_for_status(response.status_code, what)
         return response
+
+
+def _refuse_if_not_allowed(user: Mapping[str, Any]) -> None:
+    """A 403 for an inactive or service account."""
+    refusal = sign_in_refusal(user)
+    if refusal is not None:
+        message, reason = refusal
+        raise SignInError(message, status=403, reason=reason)
 
 
 def rest_error_message(response: requests.Response) -> str:

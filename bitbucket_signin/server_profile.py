@@ -86,12 +86,14 @@ def entry_named(values: Iterable[Any], name: str) -> Mapping[str, Any] | None:
     return found[0] if found else None
 
 
-def sign_in_refusal(user: Mapping[str, Any]) -> str | None:
-    """Why this account may not sign in (inactive, or a service account), else ``None``."""
+def sign_in_refusal(user: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why this account may not sign in (inactive, or a service account) and the reason's
+    name for the audit log, else ``None``."""
     if user.get("active") is not True:
-        return "Your Bitbucket Data Center account is deactivated, so it cannot sign in here."
+        message = "Your Bitbucket Data Center account is deactivated, so it cannot sign in here."
+        return message, "AccountDeactivated"
     if user.get("type") != "NORMAL":
-        return "Service accounts of Bitbucket Data Center cannot sign in here."
+        return "Service accounts of Bitbucket Data Center cannot sign in here.", "ServiceAccount"
     return None
 
 

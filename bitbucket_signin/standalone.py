@@ -11,6 +11,7 @@ from flask_login import login_required
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .app_extension import get_extension
+from .audit import log_to_stderr
 from .extension import BitbucketSignIn
 
 
@@ -18,6 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Configured from ``FLASK_*`` environment variables, then ``config``.
 
     ``PROXY_FIX`` (``FLASK_PROXY_FIX=1``) is how many proxies in front set X-Forwarded-*.
+    The audit log goes to standard error unless logging is configured (see :mod:`.audit`).
     """
     app = Flask(__name__)
     app.config.from_prefixed_env()
@@ -28,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
     BitbucketSignIn(app)
+    log_to_stderr()
 
     @app.get("/")
     @login_required  # type: ignore[untyped-decorator]

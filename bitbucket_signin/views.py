@@ -57,14 +57,14 @@ from .frontend import (
     preflight,
     refused_call,
 )
-from .oauth import STALE_LINK, exchange_code
+from .oauth import exchange_code, stale_link
 from .profile import Profile
 from .providers import CLOUD, DATA_CENTER, Provider
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
-from .signals import sign_in_failed, signed_in, signed_out
+from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
 
 # Authlib keeps each pending sign-in under "_state_<provider>_<state>".
 PENDING_STATE_PREFIX = f"_state_{CLOUD}_"
@@ -183,6 +183,7 @@ def start(provider: str) -> ResponseReturnValue:
     try:
         frontend = frontend_sign_in(request.args, extension.settings)
         redirect_uri = _callback_url(signing_in)
+        _refuse_another_loopback_host(redirect_uri, signing_in.callback_setting)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
@@ -211,6 +212,7 @@ def callback(provider: str) -> ResponseReturnValue:
     returned_state = request.args.get("state", "")
     pending_key = f"_state_{provider}_{returned_state}"
     next_path = "/"
+    profile: Profile | None = None
     frontend: FrontendSignIn | None = None
     try:
         pending = _pending_sign_in(pending_key, returned_state)
@@ -223,12 +225,13 @@ def callback(provider: str) -> ResponseReturnValue:
     except SignInError as error:
         session.pop(pending_key, None)
         _log_refusal(error)
-        sign_in_failed.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        sign_in_failed.send(app, error=error, profile=profile, flow=_flow(frontend))
         if frontend is not None:
             return answer_failure(frontend, error, extension.settings)
         return error_page(error, next_path, failed=signing_in)
     user = start_session(extension, signing_in, identity, profile)
-    signed_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+    signed_in.send(current_app._get_current_object(), user=user, flow=_flow(frontend))  # type: ignore[attr-defined]
     response: BaseResponse
     if frontend is not None:
         response = answer_success(frontend, _auth_response(user, frontend.scope, issuer))
@@ -236,6 +239,12 @@ def callback(provider: str) -> ResponseReturnValue:
         response = redirect(next_path)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _flow(frontend: FrontendSignIn | None) -> str:
+    """The sign-in's flow, for the signals: a frontend's ``popup`` or ``redirect``, else
+    ``server`` (the sign-in page, then back to ``next``)."""
+    return frontend.flow if frontend is not None else SERVER_FLOW
 
 
 def _ask_bitbucket(extension: AppExtension, signing_in: Provider[Any]) -> Profile:
@@ -454,7 +463,7 @@ def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:
     pending = session.get(key) if returned_state else None
     data = pending.get("data") if isinstance(pending, dict) else None
     if not isinstance(data, dict) or _expired(pending, time.time()):
-        raise SignInError(STALE_LINK, status=400)
+        raise stale_link()
     return data
 
 
@@ -472,11 +481,14 @@ def _check_provider_error() -> None:
         description = request.args.get("error_description")
         if description and code != "access_denied":
             message = f"{message} Bitbucket said: {description[:300]}"
-        raise SignInError(message, status=status)
+        raise SignInError(
+            message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
+        )
     if not request.args.get("code"):
         raise SignInError(
             "This sign-in link is incomplete. Please start again from the sign-in page.",
             status=400,
+            reason="IncompleteCallback",
         )
 
 
@@ -491,6 +503,27 @@ def _callback_url(provider: Provider[Any]) -> str:
             status=400,
         )
     return url_for(provider.endpoint("callback"), _external=True)
+
+
+def _refuse_another_loopback_host(redirect_uri: str, setting: str) -> None:
+    """In development, a browser on ``localhost`` while the callback URL says ``127.0.0.1``
+    would come back without the session cookie that holds the pending sign-in, a cookie of
+    another host (ports do not matter to cookies): say so now, naming both, rather than
+    "expired" later. Only between loopback hosts: behind a proxy the host a request names may
+    differ from the public one by design.
+    """
+    callback, here = urlsplit(redirect_uri), urlsplit(request.host_url)
+    if not (is_loopback(callback.hostname) and is_loopback(here.hostname)):
+        return
+    if callback.hostname != here.hostname:
+        raise SignInError(
+            f"This page is open at {here.netloc}, but Bitbucket sends the sign-in back to "
+            f"{callback.netloc} ({setting}), another host for the browser, "
+            f"which would lose the sign-in on the way. Open {callback.scheme}://"
+            f"{callback.netloc}/ instead, or set the callback URL to {here.netloc}.",
+            status=400,
+            reason="HostMismatch",
+        )
 
 
 def _host_is_trusted(host: str) -> bool:

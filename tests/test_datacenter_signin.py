@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ import redis
 import requests
 
 from bitbucket_signin import get_extension
+from bitbucket_signin.audit import AUDIT_LOGGER
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import PERSON_PREFIX
@@ -390,11 +393,17 @@ def test_the_cli_resolves_a_data_center_account(make_site: Callable[..., Site]) 
     jane = ["--id", "101", "--name", "jane@example.com", "--slug", "jane_example.com"]
     found = runner.invoke(args=["bitbucket-signin", "resolve-server", *jane])
     assert found.exit_code == 0
-    assert found.output.splitlines()[0] == "user:default/jdoe"
+    assert found.output.splitlines() == [
+        "1. userIdMatchingUserEntityAnnotation",
+        '   looked for: annotation localhost/user-id "101"',
+        "   found: user:default/jdoe",
+        "signs in as user:default/jdoe",
+        "ownership refs: group:default/payments, group:default/platform, user:default/jdoe",
+    ]
     val = ["--id", "106", "--name", "val", "--slug", "val"]
     missing = runner.invoke(args=["bitbucket-signin", "resolve-server", *val])
     assert missing.exit_code == 1
-    assert "unable to resolve user identity" in missing.output
+    assert 'localhost/user-id: "106"' in missing.output
 
 
 def test_the_backstage_frontend_protocol_and_the_identity_token(
@@ -480,3 +489,22 @@ def test_redis_sessions_sign_a_data_center_person_out_everywhere(
     assert home_page(colleague, site.url).status_code == 200
     assert get_extension(site.app).sign_out_everywhere("bitbucketServer:102") == 1
     assert home_page(colleague, site.url).status_code == 302
+
+
+def test_the_audit_log_names_the_provider_and_the_account(
+    make_site: Callable[..., Site],
+    bitbucket: EmulatorServer,
+    http: requests.Session,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = make_site()
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    assert dc_sign_in(http, site.url, bitbucket, "jane@example.com").status_code == 302
+    with requests.Session() as service_account:
+        assert dc_sign_in(service_account, site.url, bitbucket, "ci-bot").status_code == 403
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    fields = [(r["outcome"], r["reason"], r["provider"], r["user_id"], r["uuid"]) for r in records]
+    assert fields == [
+        ("success", "", "bitbucketServer", "bitbucketServer:101", None),
+        ("refused", "ServiceAccount", None, None, None),  # refused before its profile
+    ]

@@ -105,22 +105,6 @@ def test_signals(app: Flask, http: requests.Session, bitbucket: EmulatorServer) 
     assert received[1][1]["user"].user_entity_ref == "user:default/jdoe"
 
 
-def test_cli_check_and_resolve(app: Flask) -> None:
-    runner = app.test_cli_runner()
-    check = runner.invoke(args=["bitbucket-signin", "check"])
-    assert check.exit_code == 0
-    assert "5 users, 2 groups in 1 file(s)" in check.output
-
-    found = runner.invoke(args=["bitbucket-signin", "resolve", "--uuid", JANE.strip("{}").upper()])
-    assert found.exit_code == 0
-    assert found.output.splitlines()[0] == "user:default/jdoe"
-    assert "owns as group:default/payments" in found.output
-
-    missing = runner.invoke(args=["bitbucket-signin", "resolve", "--uuid", VAL])
-    assert missing.exit_code == 1
-    assert "unable to resolve user identity" in missing.output
-
-
 def test_route_prefixes_are_configurable(
     make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
 ) -> None:

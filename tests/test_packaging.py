@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,11 @@ def test_wheel_install_renders_the_signin_page(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert (target / "bitbucket_signin" / "py.typed").is_file()
+    assert (target / "bitbucket_signin" / "emulator" / "example_accounts.yaml").is_file()
+    (entry_points,) = target.glob("bitbucket_signin-*.dist-info/entry_points.txt")
+    commands = configparser.ConfigParser()
+    commands.read_string(entry_points.read_text())
+    assert commands["flask.commands"]["bitbucket-signin"] == "bitbucket_signin.cli:cli"
     result = subprocess.run(
         [sys.executable, "-c", RENDER, str(target), SECRET_KEY, str(DATA / "catalog.yaml")],
         cwd=tmp_path,

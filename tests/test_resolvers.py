@@ -21,8 +21,10 @@ from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import (
     Identity,
     Resolver,
+    Step,
     build_chain,
     build_resolver,
+    explain,
     identity_for,
     register_resolver,
     resolve,
@@ -147,7 +149,7 @@ def test_local_part_lookup_is_in_the_default_namespace(catalog: Catalog) -> None
         (
             LOCAL_EXAMPLE,
             profile(email="nobody@example.com"),
-            'No User entity named "nobody" in namespace default',
+            'No User entity has metadata.name (namespace default) "nobody"',
         ),
     ],
 )
@@ -498,4 +500,38 @@ def test_identity_for_custom_resolvers(catalog: Catalog) -> None:
     bob = catalog.users[1]
     assert identity_for(catalog, bob) == Identity(
         "user:default/bob.smith", ("group:default/team-b", "user:default/bob.smith"), bob
+    )
+
+
+def test_explain_stops_at_a_refusal_and_names_custom_resolvers() -> None:
+    shared = Catalog([entity("a", "jane@example.com"), entity("b", "jane@example.com")])
+
+    def by_nothing(profile: BitbucketProfile, catalog: Catalog) -> Identity:
+        raise NotFoundError("nobody reads nothing")
+
+    explanation = explain(build_chain([by_nothing, EMAIL, USER_ID]), profile(), shared)
+    assert explanation.steps == (
+        Step("by_nothing", "what it reads", "nobody reads nothing"),
+        Step(
+            EMAIL,
+            'spec.profile.email "jane@example.com"',
+            "refused: User lookup resulted in multiple matches",
+        ),
+    )
+    assert explanation.suggestion is None
+
+
+def test_explain_names_the_resolver_that_matched_and_what_would_fix_a_miss(
+    catalog: Catalog,
+) -> None:
+    chain = build_chain([USERNAME, USER_ID])
+    matched = explain(chain, profile(username=None), catalog)
+    identity = matched.steps[-1].identity
+    assert identity is not None
+    assert identity.resolver == USER_ID
+    assert identity == resolve(chain, profile(username=None), catalog)
+    missed = explain(chain, profile(uuid=OTHER, username=None), catalog)
+    assert [step.found for step in missed.steps] == ["nothing", "no User entity"]
+    assert (
+        missed.suggestion == f"metadata:\n  annotations:\n    bitbucket.org/user-id: {OTHER_QUOTED}"
     )

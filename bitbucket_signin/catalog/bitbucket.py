@@ -6,6 +6,7 @@ The generic loader applies these through :class:`~bitbucket_signin.catalog.loade
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from ..identity_keys import username_key
@@ -16,6 +17,7 @@ ACCOUNT_ID_ANNOTATION = "bitbucket.org/account-id"
 USERNAME_ANNOTATION = "bitbucket.org/username"
 # Each names one Bitbucket account: two users claiming one would both match a sign-in.
 CLAIMED_ANNOTATIONS = (USER_ID_ANNOTATION, ACCOUNT_ID_ANNOTATION, USERNAME_ANNOTATION)
+PREFIX = "bitbucket.org/"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -33,6 +35,18 @@ class BitbucketAnnotations:
 
     checked = (USER_ID_ANNOTATION,)
     unique = CLAIMED_ANNOTATIONS
+
+    def unknown_key(self, key: str) -> str | None:
+        """A ``bitbucket.org/`` key that is none of ours, with the closest of ours."""
+        if not key.lower().startswith(PREFIX) or key in CLAIMED_ANNOTATIONS:
+            return None
+        names = [
+            known.removeprefix(PREFIX) for known in CLAIMED_ANNOTATIONS
+        ]  # the part that varies
+        close = difflib.get_close_matches(key[len(PREFIX) :].lower(), names, n=1, cutoff=0.6)
+        known = ", ".join(CLAIMED_ANNOTATIONS)
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else f"known: {known}"
+        return f"unknown annotation {key}: {hint}"
 
     def problem(self, key: str, value: str) -> str | None:
         """What is wrong with annotation ``key`` holding ``value``, if anything."""

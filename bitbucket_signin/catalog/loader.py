@@ -70,6 +70,9 @@ class AnnotationRules(Protocol):
     def problem(self, key: str, value: str) -> str | None:
         """What is wrong with annotation ``key`` holding ``value`` (``None``: nothing)."""
 
+    def unknown_key(self, key: str) -> str | None:
+        """Why annotation ``key`` looks like a mistake, e.g. a misspelt key of the consumer's."""
+
 
 def is_valid_name(value: str) -> bool:
     """Backstage's rule for ``metadata.name``: 1-63 characters, alphanumeric at both ends."""
@@ -83,16 +86,31 @@ class Loader:
     what groups declare is added to their users, and claims are checked through the index. The
     cyclic garbage collector is paused meanwhile: everything built stays alive until the load
     ends, so its passes over the growing heap would find nothing (and took 3/4 of the time).
+
+    The first problem raises :class:`CatalogError`, unless ``collect``: then every problem that
+    can be found is kept in :attr:`problems` (one line each, naming file and entity) and the
+    load goes on with what remains. The root may be a Backstage ``app-config.yaml``: then its
+    ``catalog.locations`` of ``type: file`` are the catalog, relative to it.
     """
 
     def __init__(
-        self, root: Path, max_bytes: int, rules: AnnotationRules, *, pause_every: int = 0
+        self,
+        root: Path,
+        max_bytes: int,
+        rules: AnnotationRules,
+        *,
+        pause_every: int = 0,
+        collect: bool = False,
     ) -> None:
         self.root = root.absolute()
         self.max_bytes = max_bytes
         self.rules = rules
         self.pause_every = pause_every
+        self.problems: list[str] | None = [] if collect else None
         self.stamps: dict[Path, Stamp] = {}
+        self._warnings: list[str] = []
+        self._key_notes: dict[str, str | None] = {}
+        self._hierarchy: dict[str, tuple[str | None, tuple[str, ...]]] = {}
         self._done: set[Path] = set()
         self._labels: dict[Path, str] = {}
         self._users: list[UserEntity] = []
@@ -115,8 +133,24 @@ class Loader:
     def _label(self, path: Path) -> str:
         return os.path.relpath(path, self.root.parent)
 
+    def describe(self, entity: Entity) -> str:
+        """Where an entity of this load is: ``people.yaml: User "jdoe" (document 3)``."""
+        return _place(self._labels[entity.source], entity.document, entity.kind, entity.name)
+
+    def _report(self, error: CatalogError) -> None:
+        """Raise ``error``, or keep it in :attr:`problems` when collecting."""
+        if self.problems is None:
+            raise error
+        self.problems.append(str(error))
+
     def _walk(self, path: Path, chain: tuple[Path, ...]) -> None:
         """Load the file at ``path``, named by the Locations in the files of ``chain``."""
+        try:
+            self._walk_file(path, chain)
+        except CatalogError as error:
+            self._report(error)
+
+    def _walk_file(self, path: Path, chain: tuple[Path, ...]) -> None:
         label = self._label(path)
         real = _real(path, label)
         if any(_real(named, label) == real for named in chain):
@@ -126,7 +160,7 @@ class Loader:
             return
         self._done.add(real)
         self._labels[path] = label
-        fields = _Fields(label, self._group_refs, self.rules)
+        fields = _Fields(label, self._group_refs, self.rules, self._key_notes, self._warnings)
         chain = (*chain, path)
         documents = self._documents(path, label)
         for index, document in enumerate(documents, start=1):
@@ -138,12 +172,16 @@ class Loader:
             if self.pause_every and self._count % self.pause_every == 0:
                 time.sleep(PAUSE_SECONDS)  # the request threads' turn
             fields.at(index)
+            if len(chain) == 1 and _is_app_config(document):
+                self._app_config_locations(path, label, document, chain)
+                continue
             try:
                 self._entity(path, fields, document, chain)
-            except CatalogError:
-                for _ in documents:  # a syntax error further on is the first thing to fix
-                    pass
-                raise
+            except CatalogError as error:
+                if self.problems is None:
+                    for _ in documents:  # a syntax error further on is the first thing to fix
+                        pass
+                self._report(error)
 
     def _documents(self, path: Path, label: str) -> Iterator[Any]:
         """The file's documents, each dropped once the next is asked for."""
@@ -222,11 +260,17 @@ class Loader:
             if not group_type:
                 raise fields.error("spec.type is required")
             members = fields.refs(spec, "members", "user", namespace)
+            parent = fields.string(spec, "parent", "spec.")
+            hierarchy = (
+                None if parent is None else fields.ref(parent, "parent", "group", namespace),
+                fields.refs(spec, "children", "group", namespace),
+            )
             group = GroupEntity(
                 "Group", name, namespace, annotations, path, index, group_type, members
             )
             self._add(group)
             self._groups.append(group)
+            self._hierarchy[group.ref] = hierarchy
         else:
             for target in fields.targets(spec):
                 self._walk(self._target(path, target, fields), chain)
@@ -235,9 +279,35 @@ class Loader:
         first = self._entities.setdefault(entity.ref, entity)
         if first is not entity:
             raise CatalogError(
-                f"{self._describe(entity)}: duplicate entity {entity.ref}, "
-                f"already defined in {self._describe(first)}"
+                f"{self.describe(entity)}: duplicate entity {entity.ref}, "
+                f"already defined in {self.describe(first)}"
             )
+
+    def _app_config_locations(
+        self, path: Path, label: str, document: Mapping[str, Any], chain: tuple[Path, ...]
+    ) -> None:
+        """Walk the ``catalog.locations`` of ``type: file`` of an app-config, as Backstage
+        reads them: relative to the app-config file. Each bounds what its own files name."""
+        locations = document["catalog"].get("locations") or []
+        if not isinstance(locations, list):
+            raise CatalogError(f"{label}: catalog.locations must be a list")
+        folder = self._folder
+        for number, location in enumerate(locations, start=1):
+            where = f"{label}: catalog.locations entry {number}"
+            kind = location.get("type") if isinstance(location, dict) else None
+            target = location.get("target") if isinstance(location, dict) else None
+            if kind != "file":
+                self._warnings.append(f"{where}: type {quoted(kind)} is not read (only file)")
+                continue
+            if not isinstance(target, str) or not target.strip() or "\0" in target:
+                self._report(CatalogError(f"{where}: target {quoted(target)} is not a file path"))
+                continue
+            named = path.parent / target.strip()
+            self._folder = _real(named.parent, where)
+            try:
+                self._walk(named, chain)
+            finally:
+                self._folder = folder
 
     def _target(self, path: Path, target: str, fields: _Fields) -> Path:
         if _URL.match(target):
@@ -256,7 +326,7 @@ class Loader:
         """
         known = self._entities
         joined: dict[str, list[str]] = {}
-        warnings = []
+        warnings = self._warnings
         for group in self._groups:
             members = []
             for member in group.members:
@@ -266,28 +336,49 @@ class Loader:
                     member = user.ref  # one copy of each ref string
                 else:
                     warnings.append(
-                        f"{self._describe(group)}: member {member} is not in the catalog"
+                        f"{self.describe(group)}: member {member} is not in the catalog"
                     )
                 members.append(member)
             object.__setattr__(group, "members", tuple(members))
         for user in self._users:
-            warnings.extend(
-                f"{self._describe(user)}: group {ref} is not in the catalog"
-                for ref in user.member_of
-                if ref not in known
-            )
+            declared = user.member_of
+            missing = [ref for ref in declared if ref not in known]
+            if missing:  # never among the ownership refs: a group nobody can see or edit
+                warnings.extend(
+                    f"{self.describe(user)}: group {ref} is not in the catalog" for ref in missing
+                )
+                declared = tuple(ref for ref in declared if ref in known)
             if user.email and email_key(user.email) is None:
                 warnings.append(
-                    f"{self._describe(user)}: spec.profile.email {quoted(user.email)} never "
+                    f"{self.describe(user)}: spec.profile.email {quoted(user.email)} never "
                     "matches: it has no domain that is a valid IDNA 2008 name"
                 )
             extra = joined.pop(user.ref, ())
-            if extra or len(user.member_of) > 1:
-                member_of = tuple(sorted({*user.member_of, *extra}))
+            if extra or missing or len(declared) > 1:
+                member_of = tuple(sorted({*declared, *extra}))
                 object.__setattr__(user, "member_of", member_of)
+        self._check_hierarchy()
         catalog = Catalog(self._users, self._groups, files=self.stamps, warnings=warnings)
         self._check_claims(catalog)
         return catalog
+
+    def _check_hierarchy(self) -> None:
+        """Warn of ``spec.parent`` and ``spec.children`` naming no group, and of cycles."""
+        parents: dict[str, set[str]] = {}
+        for group in self._groups:
+            parent, children = self._hierarchy[group.ref]
+            for ref, what in [(parent, "parent"), *((child, "child") for child in children)]:
+                if ref is not None and not isinstance(self._entities.get(ref), GroupEntity):
+                    self._warnings.append(
+                        f"{self.describe(group)}: {what} group {ref} is not in the catalog"
+                    )
+                elif ref is not None and what == "parent":
+                    parents.setdefault(group.ref, set()).add(ref)
+                elif ref is not None:
+                    parents.setdefault(ref, set()).add(group.ref)
+        self._warnings.extend(
+            "group hierarchy cycle: " + " → ".join((*cycle, cycle[0])) for cycle in _cycles(parents)
+        )
 
     def _check_claims(self, catalog: Catalog) -> None:
         """Refuse two users claiming one Bitbucket account: a sign-in would find both."""
@@ -298,23 +389,29 @@ class Loader:
                     continue
                 first = next(iter(catalog.users_by_annotation(key, value)), user)
                 if first is not user:
-                    raise CatalogError(
-                        f"{self._describe(user)}: annotation {key} {quoted(value)} is already "
-                        f"claimed by {self._describe(first)}"
+                    self._report(
+                        CatalogError(
+                            f"{self.describe(user)}: annotation {key} {quoted(value)} is "
+                            f"already claimed by {self.describe(first)}"
+                        )
                     )
-
-    def _describe(self, entity: Entity) -> str:
-        return _place(self._labels[entity.source], entity.document, entity.kind, entity.name)
 
 
 class _Fields:
     """Reads and validates the fields of the entities of one file, one entity at a time."""
 
     def __init__(
-        self, file: str, group_refs: dict[tuple[str, str], str], rules: AnnotationRules
+        self,
+        file: str,
+        group_refs: dict[tuple[str, str], str],
+        rules: AnnotationRules,
+        key_notes: dict[str, str | None],
+        warnings: list[str],
     ) -> None:
         self.file = file
         self.rules = rules
+        self.warnings = warnings
+        self._key_notes = key_notes  # what rules.unknown_key said of each key seen
         self.document = 0
         self.kind: str | None = None
         self.entity_name: str | None = None
@@ -386,6 +483,10 @@ class _Fields:
                     f"metadata.annotations {quoted(key)} must map a string to a string"
                 )
             shared_keys = shared_keys and sys.intern(key) is key
+            if key not in self._key_notes:
+                self._key_notes[key] = self.rules.unknown_key(key)
+            if self._key_notes[key] is not None:
+                self.warnings.append(f"{self}: {self._key_notes[key]}")
         for key in self.rules.checked:
             value = annotations.get(key)
             problem = None if value is None else self.rules.problem(key, value)
@@ -533,6 +634,40 @@ def _check_aliases(text: str, label: str) -> None:
                     f"{label}: document {document}: more than {MAX_YAML_ALIASES} aliases "
                     "of a mapping or list, the limit"
                 )
+
+
+def _is_app_config(document: Any) -> bool:
+    """Whether a document is a Backstage app-config (with a ``catalog`` section), no entity."""
+    return isinstance(document, dict) and "kind" not in document and "catalog" in document
+
+
+def _cycles(parents: Mapping[str, set[str]]) -> list[tuple[str, ...]]:
+    """Each cycle of the graph ``ref -> parent refs`` once, from its smallest ref."""
+    found: set[tuple[str, ...]] = set()
+    done: set[str] = set()
+    for start in sorted(parents):
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(sorted(parents.get(start, ()))))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, following = stack[-1]
+            step = next(following, None)
+            if step is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif step in on_path:
+                cycle = path[path.index(step) :]
+                first = cycle.index(min(cycle))
+                found.add(tuple(cycle[first:] + cycle[:first]))
+            elif step not in done:
+                stack.append((step, iter(sorted(parents.get(step, ())))))
+                path.append(step)
+                on_path.add(step)
+    return sorted(found)
 
 
 def _place(file: str, document: int | None, kind: str | None, name: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from werkzeug.serving import make_server
 
@@ -15,6 +16,26 @@ from .datacenter_accounts import load_datacenter
 from .faults import ENDPOINTS, Fault, FaultError, parse_fault_spec
 from .loopback import ALLOW_FLAG, ListenAddressError, check_listen_address, warn_exposed
 
+EXAMPLE_ACCOUNTS = Path(__file__).with_name("example_accounts.yaml")
+ACCOUNTS_HELP = f"""\
+accounts file (YAML or JSON; default: the example shipped in the package,
+{EXAMPLE_ACCOUNTS}):
+  consumers:                      # OAuth consumers, at least one
+    - key: my-app                 # the app's BITBUCKET_CLIENT_ID
+      secret: my-app-secret       # the app's BITBUCKET_CLIENT_SECRET
+      callback_url: "http://127.0.0.1:5000/api/auth/bitbucket"
+                                  # the app's callback URL must begin with it (scheme, host, port)
+      scopes: [account, email]    # optional (default [account]); also name, rate_limit (1000/h),
+                                  # token_scope_field (scope|scopes), workspace_membership (true)
+  accounts:                       # Bitbucket accounts, at least one
+    - uuid: "{{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}}"
+      account_id: 5c65cab48bcc9e016aeece31
+      display_name: Jane Doe
+      username: jdoe              # optional; also nickname, avatar, account_status, created_on
+      emails: [{{email: jane@example.com, is_primary: true, is_confirmed: true}}]   # optional
+      workspaces:                 # optional
+        - {{slug: acme, uuid: "{{4b1b9b3c-5a2e-4b0c-9a55-7d6b8f0a1c11}}", administrator: true}}
+"""
 FAULT_HELP = f"""\
 fault SPEC syntax: ENDPOINT:key=value[,key=value...]
   ENDPOINT  one of {", ".join(ENDPOINTS)}, or * for all
@@ -43,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a local Bitbucket Cloud emulator (OAuth 2.0 and the 2.0 user API), "
         "and Bitbucket Data Center under its context path when the accounts file has a "
         "'datacenter' section.",
-        epilog=FAULT_HELP,
+        epilog=f"{ACCOUNTS_HELP}\n{FAULT_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -56,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "any account (the /_emulator/ control routes stay loopback-only)",
     )
     parser.add_argument("--port", type=int, default=7008, help="port to listen on (0: any)")
-    parser.add_argument("--accounts", required=True, help="YAML or JSON accounts file")
+    parser.add_argument(
+        "--accounts",
+        default=str(EXAMPLE_ACCOUNTS),
+        help="YAML or JSON accounts file (see below; default: the packaged example)",
+    )
     parser.add_argument(
         "--context-path",
         metavar="PATH",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,6 +24,7 @@ SCOPE_DESCRIPTIONS = {
     "team": "Read your workspace membership",
 }
 CONTROL_PARAMS = ("account", "action")
+SHOWN_URI_LENGTH = 300  # of a refused redirect_uri, on the error page
 oauth = Blueprint("oauth", __name__)
 
 
@@ -32,7 +34,13 @@ def check_authorize(params: Mapping[str, str]) -> Consumer:
         raise PageError(400, "Invalid client_id", MISCONFIGURED)
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is not None and not redirect_uri.startswith(consumer.callback_url):
-        raise PageError(400, "Invalid redirect_uri", MISCONFIGURED)
+        raise PageError(
+            400,
+            "Invalid redirect_uri",
+            f"{MISCONFIGURED} The redirect_uri {json.dumps(redirect_uri[:SHOWN_URI_LENGTH])} "
+            "does not begin with the consumer's callback URL "
+            f"{json.dumps(consumer.callback_url)}: they must agree in scheme, host and port.",
+        )
     if params.get("response_type") != "code":
         raise PageError(400, "Unsupported response_type", MISCONFIGURED)
     return consumer
