@@ -16,7 +16,7 @@ from .catalog import Catalog
 from .client import BitbucketClient, Deadline
 from .config import ServerSettings, Settings
 from .errors import ConfigError, SignInError
-from .oauth import bitbucket_oauth_app
+from .oauth import bitbucket_oauth_app, requested_scopes
 from .profile import PROVIDER as CLOUD
 from .profile import BitbucketProfile, for_session, normalize_uuid, workspace_refusal
 from .resolvers import Identity, P, ProviderResolver, Resolver, resolve
@@ -36,13 +36,14 @@ class Provider(Generic[P]):
     ``name`` is Backstage's (``bitbucket``, ``bitbucketServer``): Authlib's client name and
     the routes' last segment; ``routes`` prefixes the endpoints of its routes (``start``,
     ``server_start``, …), which live under ``url_prefix``; ``label`` names it on the
-    sign-in button.
+    sign-in button; ``scopes`` are those asked of it.
     """
 
     name: str
     label: str
     routes: str
     url_prefix: str
+    scopes: tuple[str, ...]
     callback_url: str | None
     callback_setting: str
     session_duration: timedelta | None
@@ -80,6 +81,7 @@ def cloud_provider(
         label=label,
         routes="",
         url_prefix=settings.url_prefix,
+        scopes=requested_scopes(settings),
         callback_url=settings.callback_url,
         callback_setting="BITBUCKET_CALLBACK_URL",
         session_duration=settings.session_duration,
@@ -121,6 +123,7 @@ def server_provider(
         label=server.name,
         routes="server_",
         url_prefix=server.url_prefix,
+        scopes=server.scopes,
         callback_url=server.callback_url,
         callback_setting="BITBUCKET_SERVER_CALLBACK_URL",
         session_duration=server.session_duration or settings.session_duration,

@@ -289,7 +289,7 @@ def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict
         ),
         expires_in=settings.token_expiration,
         requested_scope=requested_scope,
-        settings=settings,
+        provider_scopes=extension.provider(user.profile.provider).scopes,
     )
 
 

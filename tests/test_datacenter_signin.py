@@ -420,6 +420,8 @@ def test_the_backstage_frontend_protocol_and_the_identity_token(
     assert origin == APP_ORIGIN
     identity = message["response"]["backstageIdentity"]
     assert identity["identity"]["userEntityRef"] == "user:default/jdoe"
+    # Data Center was asked for no scope (not Cloud's "account email"): only the frontend's.
+    assert message["response"]["providerInfo"]["scope"] == "account"
     token = verify(
         identity["token"], published_keys(site.url), issuer=f"{site.url}{AUTH}", now=1000.0
     )
