@@ -24,9 +24,17 @@ def quoted(value: Any, *, limit: int | None = 80) -> str:
 
 
 def one_line(error: BaseException) -> str:
-    """Another exception's message inside one of ours: whitespace collapsed to single spaces,
-    at most ``ONE_LINE_LIMIT`` characters; the exception's type when it has no message."""
-    return " ".join(str(error).split())[:ONE_LINE_LIMIT] or type(error).__name__
+    """Another exception's message inside one of ours: :func:`one_line_text`; the
+    exception's type when it has no message."""
+    return one_line_text(str(error)) or type(error).__name__
+
+
+def one_line_text(text: str) -> str:
+    """Text from elsewhere inside one of our messages, which reach pages and logs: line breaks
+    (also NEL, U+2028 and U+2029), tabs and other unprintable characters become spaces,
+    whitespace is collapsed to single spaces, and at most ``ONE_LINE_LIMIT`` characters stay."""
+    printable = "".join(char if char.isprintable() else " " for char in text)
+    return " ".join(printable.split())[:ONE_LINE_LIMIT]
 
 
 class ConfigError(Exception):

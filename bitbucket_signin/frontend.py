@@ -93,8 +93,13 @@ def frontend_sign_in(args: Mapping[str, str], settings: Settings) -> FrontendSig
             status=403,
         )
     scope = args.get("scope", "")
-    if len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable():
-        raise SignInError(f"The scope is longer than {MAX_SCOPE_LENGTH} characters.", status=400)
+    # Scope names are printable ASCII (RFC 6749, 3.3); any other character would take up to
+    # twelve bytes of the cookie as JSON, and three pending sign-ins would pass its 4 KB.
+    if len(scope) > MAX_SCOPE_LENGTH or not (scope.isascii() and scope.isprintable()):
+        raise SignInError(
+            f"The scope must be at most {MAX_SCOPE_LENGTH} printable ASCII characters.",
+            status=400,
+        )
     redirect_url = None
     if flow == "redirect":
         redirect_url = args.get("redirectUrl")

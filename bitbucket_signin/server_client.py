@@ -22,7 +22,7 @@ from .client import (
     upstream_error_for_exception,
     upstream_error_for_status,
 )
-from .errors import SignInError, UpstreamError
+from .errors import SignInError, UpstreamError, one_line_text
 from .server_profile import (
     ServerProfile,
     entry_named,
@@ -40,7 +40,6 @@ PAGE_LIMIT = 100
 MAX_PAGES = 20
 AVATAR_SIZE = 64
 POOL_SIZE = 32
-MAX_LOGGED_MESSAGE = 200
 
 
 class DataCenterClient:
@@ -168,8 +167,8 @@ def _refuse_if_not_allowed(user: Mapping[str, Any]) -> None:
 
 
 def rest_error_message(response: requests.Response) -> str:
-    """The message of Data Center's error body ``{"errors": [{"message": …}]}``, shortened
-    and on one line (for the log: the text is the upstream's, never shown as is)."""
+    """The message of Data Center's error body ``{"errors": [{"message": …}]}``, as one line
+    of printable text (for the log: the text is the upstream's, never shown on a page)."""
     try:
         body = response.json()
     except ValueError:
@@ -179,4 +178,4 @@ def rest_error_message(response: requests.Response) -> str:
     message = first.get("message") if isinstance(first, dict) else None
     if not isinstance(message, str):
         return "(no error message)"
-    return " ".join(message.split())[:MAX_LOGGED_MESSAGE]
+    return one_line_text(message)

@@ -149,7 +149,7 @@ def _load_user(
     try:
         identity = provider.resolve(profile, extension.catalog_store.current())
     except SignInError as error:
-        logger.info("Signing out %s %s: %s", profile.display_name, profile.user_id, error.message)
+        logger.info("Signing out %r %r: %s", profile.display_name, profile.user_id, error.message)
         session.clear()
         return None
     return CatalogUser(identity, profile)

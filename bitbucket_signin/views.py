@@ -43,6 +43,7 @@ from .errors import (
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
+    one_line_text,
 )
 from .frontend import (
     FrontendSignIn,
@@ -478,9 +479,10 @@ def _check_provider_error() -> None:
         message, status = _PROVIDER_ERRORS.get(
             code, ("Bitbucket could not complete the sign-in.", 400)
         )
-        description = request.args.get("error_description")
+        # Whoever holds a pending state writes this text: one line, for pages and logs alike.
+        description = one_line_text(request.args.get("error_description", ""))
         if description and code != "access_denied":
-            message = f"{message} Bitbucket said: {description[:300]}"
+            message = f"{message} Bitbucket said: {description}"
         raise SignInError(
             message, status=status, reason="Denied" if code == "access_denied" else "ProviderError"
         )

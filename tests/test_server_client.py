@@ -201,3 +201,25 @@ def test_the_slug_is_one_path_segment() -> None:
         profile = client(upstream.url).fetch_profile("t", Deadline(5))
     assert profile.slug == "../admin"
     assert f"GET {USERS}/..%2Fadmin?avatarSize=64" in upstream.requests
+
+
+def test_data_centers_error_message_is_logged_on_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """Its ``{"errors": [{"message"}]}`` reaches the log as one printable line: an instance
+    (or whoever controls the text) cannot forge log lines."""
+    forged = {
+        "errors": [{"message": "User x does not exist.\n2026-01-01 INFO signed in: admin\u2028"}]
+    }
+    answer = by_path(
+        {
+            WHOAMI: whole(http_answer(200, b"jane@example.com", {"Content-Type": "text/plain"})),
+            USERS: whole(http_answer(404, json_body(forged), JSON)),
+        }
+    )
+    with hostile(answer) as upstream, pytest.raises(UpstreamError) as raised:
+        client(upstream.url).fetch_profile("token", Deadline(5))
+    assert raised.value.status == 502
+    (record,) = [r for r in caplog.records if r.name == "bitbucket_signin.server_client"]
+    assert record.getMessage().endswith(
+        "user search: User x does not exist. 2026-01-01 INFO signed in: admin"
+    )
+    assert "does not exist" not in raised.value.message  # the page never shows it

@@ -66,7 +66,9 @@ def emulator_url() -> Iterator[str]:
         yield url
 
 
-def _gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
+def themed_gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
+    """The themed standalone app under gunicorn (3 workers) against the emulator, with
+    ``settings`` (``BITBUCKET_`` names without the prefix) on top."""
     environment = app_environment(
         emulator_url,
         DATA / "catalog.yaml",
@@ -82,13 +84,13 @@ def _gunicorn(emulator_url: str, **settings: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def app_url(emulator_url: str) -> Iterator[str]:
     """The standalone app under gunicorn (3 workers), themed, against the emulator."""
-    yield from _gunicorn(emulator_url, TIMEOUT="5")
+    yield from themed_gunicorn(emulator_url, TIMEOUT="5")
 
 
 @pytest.fixture(scope="session")
 def impatient_app_url(emulator_url: str) -> Iterator[str]:
     """The same app giving up on Bitbucket after one second."""
-    yield from _gunicorn(emulator_url, TIMEOUT="1")
+    yield from themed_gunicorn(emulator_url, TIMEOUT="1")
 
 
 @pytest.fixture(scope="session")

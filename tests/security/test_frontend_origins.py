@@ -15,6 +15,7 @@ from flask import Flask
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.frontend import MAX_SCOPE_LENGTH
+from bitbucket_signin.views import MAX_PENDING_SIGN_INS
 
 from ..frontend_support import (
     APP_ORIGIN,
@@ -31,6 +32,7 @@ from ..support import JANE, serve, session_contents, token_calls
 from .test_cookie_size import BROWSER_LIMIT, HEADROOM, session_cookie_size
 
 pytestmark = pytest.mark.rate_limit("1000 per minute")
+SCOPE_CHARACTERS = [chr(code) for code in range(0x20, 0x7F)]  # every character a scope may have
 EVIL = "https://evil.test"
 HOSTILE_ORIGINS = [
     EVIL,
@@ -188,8 +190,31 @@ def test_worst_case_frontend_sign_ins_keep_the_cookie_small(
     for length in (400, 1000, 2000):
         for _ in range(4):
             page = f"{APP_ORIGIN}/" + "".join(rng.choice(alphabet) for _ in range(length))
-            scope = "".join(rng.choice(string.ascii_letters) for _ in range(MAX_SCOPE_LENGTH))
+            scope = "".join(rng.choice(SCOPE_CHARACTERS) for _ in range(MAX_SCOPE_LENGTH))
             answer = start(http, url, **start_params("redirect", redirectUrl=page, scope=scope))
             assert answer.status_code == 302
             largest = max(largest, session_cookie_size(answer))
     assert largest <= BROWSER_LIMIT - HEADROOM
+
+
+def test_a_scope_beyond_printable_ascii_is_refused_before_it_grows_the_cookie(
+    http: requests.Session, site: tuple[Flask, str]
+) -> None:
+    """A printable scope of other characters (each up to twelve bytes of JSON in the cookie)
+    used to be kept: three such pending sign-ins, with the longest page, passed 4 KB and the
+    browser dropped the cookie. Now they are 400 and leave nothing pending."""
+    app, url = site
+    rng = random.Random(11)
+    astral = [chr(code) for code in range(0x10000, 0x2FFFF) if chr(code).isprintable()]
+    page = f"{APP_ORIGIN}/" + "".join(rng.choice(string.ascii_letters) for _ in range(380))
+    for _ in range(MAX_PENDING_SIGN_INS + 1):
+        scope = "".join(rng.choice(astral) for _ in range(MAX_SCOPE_LENGTH))
+        for flow, extra in (("redirect", {"redirectUrl": page}), ("popup", {})):
+            answer = start(http, url, **start_params(flow, scope=scope, **extra))
+            assert answer.status_code == 400, answer.text
+            assert "printable ASCII" in answer.text
+            assert session_cookie_size(answer) == 0
+    for scope in ("account é", "accoun\u0442", "account \uff45mail"):  # printable, not ASCII
+        assert start(http, url, **start_params(scope=scope)).status_code == 400
+    kept = session_contents(app, http.cookies.get("session"))
+    assert not any(key.startswith("_state_") for key in kept)

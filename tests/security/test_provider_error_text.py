@@ -4,14 +4,17 @@ state: anyone can send a person a link to the callback with an ``error_descripti
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from flask import Flask
 
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import JANE, grant_at_emulator, home_page, start_sign_in, token_calls
+from ..frontend_support import FRONTEND, PREFIX, popup_messages, start, start_params
+from ..support import JANE, grant_at_emulator, home_page, serve, start_sign_in, token_calls
 
 CALLBACK = "/api/auth/bitbucket/handler/frame"
 LURE = "Your account is suspended. Call +1 555 0100 to restore it."
@@ -78,3 +81,45 @@ def test_error_text_with_this_browsers_pending_state_is_shown_escaped(
     again = http.get(f"{live_app}{CALLBACK}", params=params, allow_redirects=False)
     assert again.status_code == 400
     assert "suspended" not in again.text
+
+
+# Line breaks and controls every log reader or terminal knows: \r\n, NEL, LS, PS, FF, VT, ESC.
+FORGED_LINES = (
+    "Try again.\r\n[2026-11-29 15:59:00 +0000] [1] [INFO] admin signed in\x85x\u2028y\u2029z"
+    "\x0c\x0b\x1b[2J\x00\tend"
+)
+LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029", "\x0c", "\x0b", "\x1b", "\x00")
+
+
+def test_error_text_cannot_forge_log_lines_or_break_the_message(
+    make_app: Callable[..., Flask], http: requests.Session, logs: pytest.LogCaptureFixture
+) -> None:
+    """Anyone may start a sign-in and come back with their own state and an
+    ``error_description`` of their making: it reaches the log, the page, the popup and the
+    redirect flow's ``?error=`` as one line of printable text, never as a line of its own."""
+    shown = "Try again. [2026-11-29 15:59:00 +0000] [1] [INFO] admin signed in x y z [2J end"
+    with serve(make_app(**FRONTEND)) as url:
+        for flow in ("server", "popup", "redirect"):
+            extra = {"redirectUrl": "http://localhost:3000/catalog"} if flow == "redirect" else {}
+            begun = (
+                start_sign_in(http, url)
+                if flow == "server"
+                else start(http, url, **start_params(flow, **extra)).headers["Location"]
+            )
+            params = {
+                "error": "server_error",
+                "error_description": FORGED_LINES,
+                "state": state_of(begun),
+            }
+            answer = http.get(f"{url}{PREFIX}/handler/frame", params=params, allow_redirects=False)
+            if flow == "redirect":
+                (error,) = parse_qs(urlsplit(answer.headers["Location"]).query)["error"]
+            elif flow == "popup":
+                error = popup_messages(answer)[1]["error"]["message"]
+            else:
+                error = html.unescape(answer.text)
+            assert f"Bitbucket said: {shown}" in error, error
+    refusals = [r.getMessage() for r in logs.records if r.name.startswith("bitbucket_signin")]
+    assert sum("Sign-in refused" in message for message in refusals) == 3
+    for message in refusals:
+        assert not any(char in message for char in LINE_BREAKS), repr(message)
