@@ -14,7 +14,7 @@ from flask_login import LoginManager
 from ._version import __version__
 from .catalog import CatalogStore
 from .catalog.check import no_users
-from .client import BitbucketClient, SignInLimit
+from .client import BitbucketClient
 from .config import Settings
 from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
 from .identity_token import load_signing_keys
@@ -23,6 +23,7 @@ from .profile import BitbucketProfile
 from .providers import CLOUD, Provider, cloud_provider, server_provider
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain
+from .waiting import SignInLimit
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,7 @@ from .errors import UpstreamError
 from .profile import BitbucketProfile, profile_from_api
 from .redirects import origin
 from .transport import BodyTooLargeError, ProcessSessions, RedirectRefusedError
+from .waiting import Deadline, too_late
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +47,6 @@ def upstream_error_for_status(status: int, what: str) -> UpstreamError:
     )
 
 
-def too_late(what: str) -> UpstreamError:
-    """The error to show when ``what`` ran out of time (its own, or the sign-in's)."""
-    return UpstreamError(f"Bitbucket did not answer in time ({what}).", status=504)
-
-
 def upstream_error_for_exception(error: requests.RequestException, what: str) -> UpstreamError:
     """The error to show when a request to Bitbucket did not complete."""
     if isinstance(error, requests.Timeout):
@@ -75,41 +69,6 @@ def json_object(response: requests.Response, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UpstreamError(f"Bitbucket sent an answer of the wrong shape ({what}).")
     return data
-
-
-class Deadline:
-    """The moment a sign-in stops waiting for Bitbucket: every call gets only the time left."""
-
-    def __init__(self, seconds: float) -> None:
-        self._end = time.monotonic() + seconds
-
-    def seconds_left(self, what: str) -> float:
-        """The time left for the call ``what``; none left is an :class:`UpstreamError` (504)."""
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise too_late(what)
-        return left
-
-
-class SignInLimit:
-    """At most ``size`` sign-ins of this process wait on Bitbucket at once; one more is
-    refused at once (503), so a hanging Bitbucket cannot take every worker thread."""
-
-    def __init__(self, size: int) -> None:
-        self._slots = threading.BoundedSemaphore(size)
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        if not self._slots.acquire(blocking=False):
-            raise UpstreamError(
-                "Too many sign-ins are waiting for Bitbucket right now. "
-                "Please try again in a minute.",
-                status=503,
-            )
-        try:
-            yield
-        finally:
-            self._slots.release()
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,12 @@ import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
-from .client import (
-    Deadline,
-    json_object,
-    upstream_error_for_exception,
-    upstream_error_for_status,
-)
+from .client import json_object, upstream_error_for_exception, upstream_error_for_status
 from .config import Settings
 from .errors import SignInError, UpstreamError
 from .profile import PROVIDER
 from .transport import BoundedAdapter
+from .waiting import Deadline
 
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
 STALE_LINK = (

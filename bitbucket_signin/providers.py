@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Generic
 
 from .catalog import Catalog
-from .client import BitbucketClient, Deadline
+from .client import BitbucketClient
 from .config import ServerSettings, Settings
 from .errors import ConfigError, SignInError
 from .oauth import bitbucket_oauth_app, requested_scopes
@@ -25,6 +25,7 @@ from .server_oauth import server_oauth_app
 from .server_profile import PROVIDER as DATA_CENTER
 from .server_profile import ServerProfile
 from .server_resolvers import server_chain
+from .waiting import Deadline
 
 __all__ = ["CLOUD", "DATA_CENTER", "Provider", "cloud_provider", "server_provider"]
 

@@ -17,7 +17,6 @@ from urllib.parse import quote
 import requests
 
 from .client import (
-    Deadline,
     json_object,
     upstream_error_for_exception,
     upstream_error_for_status,
@@ -31,6 +30,7 @@ from .server_profile import (
     whoami_name,
 )
 from .transport import ProcessSessions
+from .waiting import Deadline
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.wrappers import Response as BaseResponse
 
 from .app_extension import AppExtension, get_extension
-from .client import Deadline
 from .config import (
     CALLBACK_ROUTE,
     OWN_FILES_PATH,
@@ -66,6 +65,7 @@ from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
+from .waiting import Deadline
 
 # Authlib keeps each pending sign-in under "_state_<provider>_<state>".
 PENDING_STATE_PREFIX = f"_state_{CLOUD}_"

@@ -17,7 +17,14 @@ from bitbucket_signin.standalone import create_app
 
 from .datacenter import Site, register_link, served_later, server_config
 from .processes import redis_process
-from .support import CLIENT_ID, CLIENT_SECRET, DATA, SECRET_KEY, FakeClock, serve
+from .support import (
+    CATALOG_CHECK_INTERVAL,
+    DATA,
+    FakeClock,
+    reset_emulator,
+    serve,
+    signin_config,
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +45,9 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def bitbucket(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
     """The emulator, reset before and after the test (faults, codes, tokens, rate counters)."""
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(emulator.url)
     yield emulator
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(emulator.url)
 
 
 @pytest.fixture
@@ -54,15 +61,9 @@ def catalog_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def app_config(bitbucket: EmulatorServer, catalog_file: Path) -> dict[str, Any]:
     return {
-        "SECRET_KEY": SECRET_KEY,
-        "BITBUCKET_CLIENT_ID": CLIENT_ID,
-        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
-        "BITBUCKET_CATALOG": str(catalog_file),
-        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket.url}/site/oauth2/authorize",
-        "BITBUCKET_TOKEN_URL": f"{bitbucket.url}/site/oauth2/access_token",
-        "BITBUCKET_API_BASE_URL": f"{bitbucket.url}/2.0",
+        **signin_config(bitbucket.url, catalog_file),
         "BITBUCKET_TIMEOUT": 2.0,
-        "BITBUCKET_CATALOG_CHECK_INTERVAL": 0.05,
+        "BITBUCKET_CATALOG_CHECK_INTERVAL": CATALOG_CHECK_INTERVAL,
     }
 
 

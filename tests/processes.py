@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from .support import CLIENT_ID, CLIENT_SECRET, SECRET_KEY
+from .support import signin_config
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -95,13 +95,7 @@ def emulator_process(accounts: Path, *arguments: str) -> Iterator[str]:
 def app_environment(emulator_url: str, catalog: Path, **settings: str) -> dict[str, str]:
     """``FLASK_*`` variables for ``wsgi:app`` against the emulator; ``settings`` add more."""
     environment = {
-        "FLASK_SECRET_KEY": SECRET_KEY,
-        "FLASK_BITBUCKET_CLIENT_ID": CLIENT_ID,
-        "FLASK_BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
-        "FLASK_BITBUCKET_CATALOG": str(catalog),
-        "FLASK_BITBUCKET_AUTHORIZE_URL": f"{emulator_url}/site/oauth2/authorize",
-        "FLASK_BITBUCKET_TOKEN_URL": f"{emulator_url}/site/oauth2/access_token",
-        "FLASK_BITBUCKET_API_BASE_URL": f"{emulator_url}/2.0",
+        f"FLASK_{key}": value for key, value in signin_config(emulator_url, catalog).items()
     }
     environment.update({f"FLASK_BITBUCKET_{key}": value for key, value in settings.items()})
     return environment

@@ -26,14 +26,42 @@ DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
 SECRET_KEY = "integration-tests-secret-key-of-enough-bytes"
+AUTHORIZE_PATH = "/site/oauth2/authorize"
+TOKEN_PATH = "/site/oauth2/access_token"
+CATALOG_CHECK_INTERVAL = 0.05  # seconds of the app fixture's clock between looks at the catalog
 
 JANE = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
 LI = "{9c2d4e6f-8a1b-4c3d-9e5f-7a6b5c4d3e2f}"
 OMAR = "{1f0e3a57-2c4b-4f1e-8d2a-6a3b9c7d5e21}"
 MANI = "{2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d}"
 VAL = "{0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a}"
+# Jane as Backstage's `identity` gives her (tests/data/catalog.yaml: jdoe, memberOf platform,
+# one of the members of payments).
+JANE_IDENTITY = {
+    "type": "user",
+    "userEntityRef": "user:default/jdoe",
+    "ownershipEntityRefs": [
+        "group:default/payments",
+        "group:default/platform",
+        "user:default/jdoe",
+    ],
+}
 _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def signin_config(bitbucket_url: str, catalog: Path) -> dict[str, str]:
+    """What an app needs to sign people of ``catalog`` in with the Bitbucket (the emulator, or
+    a stand-in) at ``bitbucket_url``: the secret key, the consumer, the catalog, the URLs."""
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "BITBUCKET_CLIENT_ID": CLIENT_ID,
+        "BITBUCKET_CLIENT_SECRET": CLIENT_SECRET,
+        "BITBUCKET_CATALOG": str(catalog),
+        "BITBUCKET_AUTHORIZE_URL": f"{bitbucket_url}{AUTHORIZE_PATH}",
+        "BITBUCKET_TOKEN_URL": f"{bitbucket_url}{TOKEN_PATH}",
+        "BITBUCKET_API_BASE_URL": f"{bitbucket_url}/2.0",
+    }
 
 
 class FakeClock:
@@ -150,14 +178,21 @@ def token_calls(bitbucket: EmulatorServer) -> int:
     return len(token_requests(bitbucket))
 
 
-def set_fault(bitbucket: EmulatorServer, endpoint: str, **fault: Any) -> None:
-    response = requests.put(f"{bitbucket.url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
+def reset_emulator(emulator_url: str) -> None:
+    """Forget every fault, code, token, rate count and logged request of the emulator."""
+    requests.post(f"{emulator_url}/_emulator/reset", timeout=5).raise_for_status()
+
+
+def set_fault(emulator_url: str, endpoint: str, **fault: Any) -> None:
+    """Make one endpoint of the emulator at ``emulator_url`` fail until :func:`clear_faults`
+    (or its ``times`` run out)."""
+    response = requests.put(f"{emulator_url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
     response.raise_for_status()
 
 
-def clear_faults(bitbucket: EmulatorServer) -> None:
+def clear_faults(emulator_url: str) -> None:
     """Remove every fault; requests the emulator holds back (``hang``) answer at once."""
-    requests.delete(f"{bitbucket.url}/_emulator/faults", timeout=5).raise_for_status()
+    requests.delete(f"{emulator_url}/_emulator/faults", timeout=5).raise_for_status()
 
 
 def home_page(http: requests.Session, live_app: str) -> requests.Response:
@@ -169,17 +204,21 @@ def csrf_token(page: str) -> str:
     return page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
 
-def touch_later(path: Path, text: str) -> None:
-    """Rewrite a catalog file so that its change is seen even within one mtime tick."""
-    path.write_text(text)
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+def edit_catalog(
+    path: Path, text: str, clock: FakeClock, *, check_interval: float = CATALOG_CHECK_INTERVAL
+) -> None:
+    """Rewrite a catalog file (see :func:`replace_file`) and move the clock of whatever watches
+    it past its ``check_interval``: the next look at the catalog sees the edit, no sleep."""
+    replace_file(path, text)
+    clock.advance(check_interval + 1)
 
 
-def remove_from_catalog(path: Path, name: str) -> None:
-    """Rewrite a catalog of YAML documents without the entity ``name``."""
+def remove_from_catalog(path: Path, name: str, clock: FakeClock) -> None:
+    """Rewrite a catalog of YAML documents without the entity ``name`` (see
+    :func:`edit_catalog`)."""
     documents = path.read_text().split("\n---\n")
-    touch_later(path, "\n---\n".join(d for d in documents if f"name: {name}\n" not in d))
+    kept = "\n---\n".join(d for d in documents if f"name: {name}\n" not in d)
+    edit_catalog(path, kept, clock)
 
 
 def session_contents(app: Flask, cookie: str | None) -> dict[str, Any]:

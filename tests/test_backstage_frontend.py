@@ -26,7 +26,7 @@ from .frontend_support import (
     start_params,
 )
 from .processes import free_port, redis_process
-from .support import JANE, VAL, grant_at_emulator, home_page, serve, sign_in
+from .support import JANE, JANE_IDENTITY, VAL, grant_at_emulator, home_page, serve, sign_in
 
 # Each test signs in several times from 127.0.0.1 within a minute.
 pytestmark = pytest.mark.rate_limit("1000 per minute")
@@ -61,15 +61,7 @@ def test_popup_posts_the_identity_to_the_app_origin_and_signs_in(
     identity = response["backstageIdentity"]
     assert identity["expiresInSeconds"] == 3600
     assert identity["token"].count(".") == 2
-    assert identity["identity"] == {
-        "type": "user",
-        "userEntityRef": "user:default/jdoe",
-        "ownershipEntityRefs": [
-            "group:default/payments",
-            "group:default/platform",
-            "user:default/jdoe",
-        ],
-    }
+    assert identity["identity"] == JANE_IDENTITY
     # The popup left a session that the app's later /refresh calls see (with credentials).
     again = refresh(http, site)
     assert again.status_code == 200

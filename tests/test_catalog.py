@@ -28,10 +28,9 @@ from bitbucket_signin.catalog import (
 from bitbucket_signin.catalog import store as catalog_module
 from bitbucket_signin.errors import CatalogError
 
-from .support import FakeClock
+from .support import JANE, FakeClock, edit_catalog, replace_file
 
 CATALOGS = Path(__file__).parent / "catalogs"
-JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
 V1 = "backstage.io/v1alpha1"
 
 
@@ -138,7 +137,7 @@ def test_lookups(basic: Catalog) -> None:
     assert basic.user_by_name("JDOE") is jane
     assert basic.user_by_name("carol") is None
     assert basic.user_by_name("carol", "ops") is basic.users[2]
-    for uuid in (JANE_UUID, JANE_UUID.upper(), JANE_UUID.strip("{}"), f" {JANE_UUID} "):
+    for uuid in (JANE, JANE.upper(), JANE.strip("{}"), f" {JANE} "):
         assert basic.users_by_annotation("bitbucket.org/user-id", uuid) == (jane,)
     assert basic.users_by_annotation("bitbucket.org/username", "JDoe") == (jane,)
     assert basic.users_by_annotation("bitbucket.org/account-id", "5c65cab48bcc9e016aeece31") == (
@@ -155,7 +154,7 @@ def test_json_catalog_with_items_and_list(tmp_path: Path) -> None:
     catalog = load_catalog(CATALOGS / "json" / "catalog.json")
     (jane,) = catalog.users
     assert jane.ref == "user:default/jdoe"
-    assert catalog.users_by_annotation("bitbucket.org/user-id", JANE_UUID) == (jane,)
+    assert catalog.users_by_annotation("bitbucket.org/user-id", JANE) == (jane,)
     # a group that is not in the catalog never becomes an ownership ref, and is reported once
     assert catalog.ownership_refs(jane) == ("group:default/admins", "user:default/jdoe")
     assert catalog.warnings == (
@@ -589,7 +588,7 @@ def test_duplicate_entity_across_files_names_both(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "first", "second"),
     [
-        ("bitbucket.org/user-id", JANE_UUID, JANE_UUID.upper().strip("{}")),
+        ("bitbucket.org/user-id", JANE, JANE.upper().strip("{}")),
         ("bitbucket.org/username", "jdoe", "JDoe"),
         ("bitbucket.org/account-id", "5c65cab48bcc9e016aeece31", "5c65cab48bcc9e016aeece31"),
     ],
@@ -690,7 +689,7 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
 _words = st.sampled_from(
     [
         "User", "Group", "Location", "Component", V1, "backstage.io/v1beta1", "jdoe", "team-a",
-        "group:team-a", "user:jdoe", "default/x", JANE_UUID, "people.yaml", "catalog.yaml",
+        "group:team-a", "user:jdoe", "default/x", JANE, "people.yaml", "catalog.yaml",
         "file:people.yaml", "../x.yaml", "http://x", "a@b.c", "", "-", "\x00",
     ]
 )  # fmt: skip
@@ -765,11 +764,12 @@ def test_junk_bytes_load_or_raise_catalog_error(tmp_path: Path, data: bytes, suf
 # --- the store ------------------------------------------------------------------------------
 
 
-def touch(path: Path, text: str) -> None:
-    """Rewrite ``path`` and move its mtime on, so a change shows even on coarse clocks."""
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text, encoding="utf-8")
-    os.utime(path, ns=(before + 10**9, before + 10**9))
+CHECK_INTERVAL = 5  # seconds of the store's clock between looks at the files
+
+
+def edit(path: Path, text: str, clock: FakeClock) -> None:
+    """Rewrite one of the store's files and move its clock past the check interval."""
+    edit_catalog(path, text, clock, check_interval=CHECK_INTERVAL)
 
 
 @pytest.fixture
@@ -782,7 +782,7 @@ def people(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(people: Path) -> tuple[CatalogStore, FakeClock]:
     clock = FakeClock()
-    store = CatalogStore(people.parent / "catalog.yaml", check_interval=5, clock=clock)
+    store = CatalogStore(people.parent / "catalog.yaml", check_interval=CHECK_INTERVAL, clock=clock)
     store.load()
     return store, clock
 
@@ -797,10 +797,10 @@ def test_store_reloads_after_the_interval(
     catalog_store, clock = store
     first = catalog_store.current()
     assert names(first) == ["jdoe"]
-    touch(people, yaml.safe_dump_all([user("jdoe"), user("bob")]))
-    clock.now += 4
+    replace_file(people, yaml.safe_dump_all([user("jdoe"), user("bob")]))
+    clock.advance(CHECK_INTERVAL - 1)
     assert catalog_store.current() is first
-    clock.now += 1
+    clock.advance(1)
     with caplog.at_level(logging.INFO, logger="bitbucket_signin.catalog"):
         assert names(catalog_store.current()) == ["jdoe", "bob"]
     assert "catalog loaded from" in caplog.text
@@ -810,7 +810,7 @@ def test_store_reloads_after_the_interval(
 def test_store_does_not_reload_unchanged_files(store: tuple[CatalogStore, FakeClock]) -> None:
     catalog_store, clock = store
     first = catalog_store.current()
-    clock.now += 60
+    clock.advance(60)
     assert catalog_store.current() is first
 
 
@@ -819,19 +819,17 @@ def test_store_keeps_the_last_good_catalog_and_logs_once(
 ) -> None:
     catalog_store, clock = store
     good = catalog_store.current()
-    touch(people, yaml.safe_dump(user("j doe")))
+    replace_file(people, yaml.safe_dump(user("j doe")))
     for _ in range(3):
-        clock.now += 10
+        clock.advance(10)
         assert catalog_store.current() is good
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert 'people.yaml: User "j doe" (document 1)' in errors[0].getMessage()
-    touch(people, yaml.safe_dump(user("j  doe")))  # another broken edit: logged again
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("j  doe")), clock)  # another broken edit: logged again
     assert catalog_store.current() is good
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2
-    touch(people, yaml.safe_dump(user("fixed")))
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("fixed")), clock)
     assert names(catalog_store.current()) == ["fixed"]
 
 
@@ -840,12 +838,10 @@ def test_store_refuses_a_reload_that_loses_every_user(
 ) -> None:
     catalog_store, clock = store
     good = catalog_store.current()
-    touch(people, "")  # truncated by a writer that has not written yet
-    clock.now += 10
+    edit(people, "", clock)  # truncated by a writer that has not written yet
     assert catalog_store.current() is good
     assert "catalog.yaml: the catalog now has no users" in caplog.text
-    touch(people, yaml.safe_dump(user("back")))
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("back")), clock)
     assert names(catalog_store.current()) == ["back"]
 
 
@@ -861,12 +857,12 @@ def test_store_survives_a_vanished_file(
     people.unlink()
     if change == "directory":
         people.mkdir()
-    clock.now += 10
+    clock.advance(10)
     assert catalog_store.current() is good
     assert "people.yaml: " in caplog.text
     people.rmdir() if change == "directory" else None
     write(people, user("back"))
-    clock.now += 10
+    clock.advance(10)
     assert names(catalog_store.current()) == ["back"]
 
 
@@ -876,11 +872,9 @@ def test_store_watches_newly_included_files(
     catalog_store, clock = store
     root = people.parent / "catalog.yaml"
     write(people.parent / "more.yaml", user("bob"))
-    touch(root, yaml.safe_dump(location("people.yaml", "more.yaml")))
-    clock.now += 10
+    edit(root, yaml.safe_dump(location("people.yaml", "more.yaml")), clock)
     assert names(catalog_store.current()) == ["jdoe", "bob"]
-    touch(people.parent / "more.yaml", yaml.safe_dump(user("carol")))
-    clock.now += 10
+    edit(people.parent / "more.yaml", yaml.safe_dump(user("carol")), clock)
     assert names(catalog_store.current()) == ["jdoe", "carol"]
 
 
@@ -897,8 +891,7 @@ def test_store_does_not_wait_for_a_reload_in_progress(
 ) -> None:
     catalog_store, clock = store
     first = catalog_store.current()
-    touch(people, yaml.safe_dump(user("bob")))
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("bob")), clock)
     with catalog_store._lock:  # another thread is reloading
         assert catalog_store.current() is first
     assert names(catalog_store.current()) == ["bob"]
@@ -909,8 +902,7 @@ def test_store_reloads_once_under_concurrency(
 ) -> None:
     catalog_store, clock = store
     before = catalog_store.current()
-    touch(people, yaml.safe_dump(user("bob")))
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("bob")), clock)
     seen: list[Catalog] = []
 
     def run() -> None:
@@ -932,11 +924,13 @@ def slow_store(people: Path) -> tuple[CatalogStore, FakeClock, Catalog]:
     """A store whose every reload runs in the background, its first catalog, and a change."""
     clock = FakeClock()
     catalog_store = CatalogStore(
-        people.parent / "catalog.yaml", check_interval=5, clock=clock, inline_reload_limit=0
+        people.parent / "catalog.yaml",
+        check_interval=CHECK_INTERVAL,
+        clock=clock,
+        inline_reload_limit=0,
     )
     good = catalog_store.load()
-    touch(people, yaml.safe_dump(user("later")))
-    clock.now += 10
+    edit(people, yaml.safe_dump(user("later")), clock)
     return catalog_store, clock, good
 
 
@@ -957,7 +951,7 @@ def test_store_reloads_a_slow_catalog_in_the_background(
     monkeypatch.setattr(catalog_module.Loader, "load", slow_load)
     assert catalog_store.current() is good
     assert loading.wait(30)
-    clock.now += 10
+    clock.advance(10)
     assert all(catalog_store.current() is good for _ in range(3))
     assert not catalog_store.wait_for_reload(timeout=0)
     finish.set()

@@ -53,7 +53,6 @@ from .support import (
     session_contents,
     set_fault,
     sign_in,
-    touch_later,
 )
 
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -193,8 +192,7 @@ def test_the_decoy_listed_first_never_takes_the_sign_in(
 ) -> None:
     """``users?filter=jane@example.com`` lists Mallory (display name "jane@example.com")
     first; Mallory is in the catalog too: whoever takes the first result signs Jane in as her."""
-    touch_later(
-        catalog_file,
+    catalog_file.write_text(
         catalog_file.read_text()
         + "\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: mallory\n"
         '  annotations:\n    localhost/user-id: "66"\nspec:\n  memberOf: []\n',
@@ -282,7 +280,7 @@ def test_faults_on_each_call(
     status: int,
 ) -> None:
     site = make_site(BITBUCKET_TIMEOUT=0.5)
-    set_fault(bitbucket, endpoint, **fault)
+    set_fault(bitbucket.url, endpoint, **fault)
     answer = dc_sign_in(http, site.url, bitbucket, "jane@example.com")
     assert answer.status_code == status
     assert "Try again with Acme Bitbucket" in answer.text

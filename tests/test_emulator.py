@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -27,12 +28,13 @@ from bitbucket_signin.emulator import (
     parse_fault_spec,
 )
 
+from .support import JANE, clear_faults, reset_emulator, set_fault
+
 ACCOUNTS_FILE = Path(__file__).with_name("emulator_accounts.yaml")
 CALLBACK = "http://localhost:7007/api/auth/bitbucket"
 DEMO = ("demo-client-id", "demo-client-secret")
 LEGACY = ("legacy-client-id", "legacy-client-secret")
 LIMITED = ("limited-client-id", "limited-client-secret")
-JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
 MAX_UUID = "{0e4a5f1c-2d3b-4c5d-8e9f-a0b1c2d3e4f5}"
 INVALID_TOKEN = {
     "type": "error",
@@ -49,9 +51,9 @@ def server() -> Iterator[EmulatorServer]:
 @pytest.fixture
 def bb(server: EmulatorServer) -> Iterator[str]:
     """The emulator's base URL, reset before and after each test."""
-    requests.post(f"{server.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(server.url)
     yield server.url
-    requests.post(f"{server.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(server.url)
 
 
 def authorize_query(client: tuple[str, str] = DEMO, **extra: str) -> dict[str, str]:
@@ -95,8 +97,10 @@ def api(bb: str, path: str, token: str, **params: str) -> requests.Response:
     )
 
 
-def put_fault(bb: str, endpoint: str, **fault: Any) -> None:
-    requests.put(f"{bb}/_emulator/faults/{endpoint}", json=fault, timeout=5).raise_for_status()
+def faults(bb: str) -> dict[str, Any]:
+    """The faults in place, by endpoint, as ``GET /_emulator/faults`` reports them."""
+    found: dict[str, Any] = requests.get(f"{bb}/_emulator/faults", timeout=5).json()["faults"]
+    return found
 
 
 def logged(bb: str, endpoint: str) -> list[dict[str, Any]]:
@@ -164,41 +168,36 @@ def test_redirect_uri_must_extend_callback(bb: str, redirect_uri: str, status: i
         assert shortcut.headers["Location"].startswith(f"{redirect_uri}?code=")
 
 
-def test_grant_button_redirects_with_code_and_state(bb: str) -> None:
-    form = {**authorize_query(redirect_uri=f"{CALLBACK}/handler"), "account": JANE_UUID}
+@pytest.mark.parametrize(
+    ("action", "answer"),
+    [
+        ("grant", {"state": "st-1", "code": r"[\w-]{21,}"}),
+        ("deny", {"state": "st-1", "error": "access_denied", "error_description": r".+"}),
+    ],
+)
+def test_consent_buttons_redirect_to_the_callback(
+    bb: str, action: str, answer: dict[str, str]
+) -> None:
+    """Every field of the callback's query, each matching its pattern."""
+    form = {**authorize_query(redirect_uri=f"{CALLBACK}/handler"), "account": JANE}
     response = requests.post(
         f"{bb}/site/oauth2/authorize",
-        data={**form, "action": "grant"},
+        data={**form, "action": action},
         allow_redirects=False,
         timeout=5,
     )
     location, query = redirect_params(response)
     assert location.startswith(f"{CALLBACK}/handler?")
-    assert query["state"] == "st-1"
-    assert len(query["code"]) > 20
-
-
-def test_deny_button_redirects_with_access_denied(bb: str) -> None:
-    response = requests.post(
-        f"{bb}/site/oauth2/authorize",
-        data={**authorize_query(), "action": "deny"},
-        allow_redirects=False,
-        timeout=5,
-    )
-    location, query = redirect_params(response)
-    assert location.startswith(f"{CALLBACK}?")
-    assert query["error"] == "access_denied"
-    assert query["error_description"]
-    assert query["state"] == "st-1"
-    assert "code" not in query
+    assert set(query) == set(answer)
+    assert all(re.fullmatch(pattern, query[key]) for key, pattern in answer.items()), query
 
 
 @pytest.mark.parametrize(
-    "who", ["jdoe", JANE_UUID, JANE_UUID.upper().strip("{}"), "5c65cab48bcc9e016aeece31"]
+    "who", ["jdoe", JANE, JANE.upper().strip("{}"), "5c65cab48bcc9e016aeece31"]
 )
 def test_authorize_as_accepts_uuid_username_or_account_id(bb: str, who: str) -> None:
     token = sign_in(bb, who)["access_token"]
-    assert api(bb, "/user", token).json()["uuid"] == JANE_UUID
+    assert api(bb, "/user", token).json()["uuid"] == JANE
 
 
 # --- token --------------------------------------------------------------------------------
@@ -216,33 +215,34 @@ def test_client_auth_basic_or_body(bb: str, style: str) -> None:
     assert logged(bb, "token")[-1]["client_auth"] == style
 
 
-@pytest.mark.parametrize("client", [(DEMO[0], "wrong"), ("nobody", "x"), None])
-def test_bad_client_credentials(bb: str, client: tuple[str, str] | None) -> None:
-    response = requests.post(
-        f"{bb}/site/oauth2/access_token",
-        data={"grant_type": "authorization_code", "code": get_code(bb)},
-        auth=client,
-        timeout=5,
-    )
-    assert response.status_code == 401
-    assert response.json() == {
-        "error": "unauthorized_client",
-        "error_description": "Requests must be authenticated using OAuth client credentials",
-    }
+UNAUTHORIZED_CLIENT = (
+    401,
+    "unauthorized_client",
+    "Requests must be authenticated using OAuth client credentials",
+)
 
 
-def test_json_body_rejected(bb: str) -> None:
+@pytest.mark.parametrize(
+    ("client", "body_as", "refusal"),
+    [
+        pytest.param((DEMO[0], "wrong"), "data", UNAUTHORIZED_CLIENT, id="wrong-secret"),
+        pytest.param(("nobody", "x"), "data", UNAUTHORIZED_CLIENT, id="unknown-client"),
+        pytest.param(None, "data", UNAUTHORIZED_CLIENT, id="no-credentials"),
+        pytest.param(
+            DEMO, "json", (400, "invalid_grant", "Unsupported grant type: None"), id="json-body"
+        ),
+    ],
+)
+def test_token_endpoint_refusals(
+    bb: str, client: tuple[str, str] | None, body_as: str, refusal: tuple[int, str, str]
+) -> None:
+    body = {"grant_type": "authorization_code", "code": get_code(bb)}
     response = requests.post(
-        f"{bb}/site/oauth2/access_token",
-        json={"grant_type": "authorization_code", "code": get_code(bb)},
-        auth=DEMO,
-        timeout=5,
+        f"{bb}/site/oauth2/access_token", **{body_as: body}, auth=client, timeout=5
     )
-    assert response.status_code == 400
-    assert response.json() == {
-        "error": "invalid_grant",
-        "error_description": "Unsupported grant type: None",
-    }
+    status, error, description = refusal
+    assert response.status_code == status
+    assert response.json() == {"error": error, "error_description": description}
 
 
 def test_token_response_and_single_use_code(bb: str) -> None:
@@ -274,16 +274,19 @@ def test_legacy_consumer_gets_scopes_field(bb: str) -> None:
     assert "scope" not in body
 
 
-def test_code_is_bound_to_client(bb: str) -> None:
-    response = token_request(bb, {"grant_type": "authorization_code", "code": get_code(bb)}, LEGACY)
-    assert response.json()["error"] == "invalid_grant"
-
-
-def test_code_expires_after_ten_minutes(bb: str) -> None:
+@pytest.mark.parametrize(
+    ("client", "seconds_later"),
+    [
+        pytest.param(LEGACY, 0, id="bound-to-its-client"),
+        pytest.param(DEMO, 601, id="expires-after-ten-minutes"),
+    ],
+)
+def test_code_refused(bb: str, client: tuple[str, str], seconds_later: int) -> None:
     code = get_code(bb)
-    requests.post(f"{bb}/_emulator/clock", json={"advance": 601}, timeout=5).raise_for_status()
-    response = token_request(bb, {"grant_type": "authorization_code", "code": code})
-    assert response.json()["error"] == "invalid_grant"
+    advance = {"advance": seconds_later}
+    requests.post(f"{bb}/_emulator/clock", json=advance, timeout=5).raise_for_status()
+    response = token_request(bb, {"grant_type": "authorization_code", "code": code}, client)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
 
 
 @pytest.mark.parametrize(("sent", "status"), [(f"{CALLBACK}/x", 200), (CALLBACK, 400), (None, 400)])
@@ -335,7 +338,7 @@ def test_user_object(bb: str) -> None:
     jane = api(bb, "/user", sign_in(bb)["access_token"]).json()
     assert jane["type"] == "user"
     assert (jane["uuid"], jane["account_id"], jane["username"]) == (
-        JANE_UUID,
+        JANE,
         "5c65cab48bcc9e016aeece31",
         "jdoe",
     )
@@ -412,32 +415,38 @@ def test_workspaces_shape(bb: str) -> None:
     assert "next" not in body
 
 
-def test_workspace_membership_permission_missing(bb: str) -> None:
-    response = api(bb, "/user/workspaces", sign_in(bb, client=LEGACY)["access_token"])
-    assert response.status_code == 403
-    assert response.json()["error"]["message"] == (
-        "Your credentials lack one or more required privilege scopes."
-    )
-
-
 def test_email_scope_required(bb: str) -> None:
     response = api(bb, "/user/emails", sign_in(bb, client=LIMITED)["access_token"])
     assert response.status_code == 200  # the account scope also grants emails
 
 
-@pytest.mark.parametrize("path", ["/workspaces", "/user/permissions/workspaces"])
-def test_removed_endpoints_answer_410(bb: str, path: str) -> None:
-    response = api(bb, path, sign_in(bb)["access_token"])
-    assert response.status_code == 410
+REMOVED = (410, "CHANGE-2770 - Functionality has been deprecated")
+
+
+@pytest.mark.parametrize(
+    ("path", "client", "refusal"),
+    [
+        pytest.param(
+            "/user/workspaces",
+            LEGACY,
+            (403, "Your credentials lack one or more required privilege scopes."),
+            id="workspace-permission-missing",
+        ),
+        pytest.param("/workspaces", DEMO, REMOVED, id="removed-workspaces"),
+        pytest.param("/user/permissions/workspaces", DEMO, REMOVED, id="removed-permissions"),
+        pytest.param("/repositories/acme", DEMO, (404, "Resource not found"), id="unknown-path"),
+    ],
+)
+def test_api_error_answers(
+    bb: str, path: str, client: tuple[str, str], refusal: tuple[int, str]
+) -> None:
+    response = api(bb, path, sign_in(bb, client=client)["access_token"])
     body = response.json()
-    assert body["type"] == "error"
-    assert body["error"]["message"] == "CHANGE-2770 - Functionality has been deprecated"
-
-
-def test_unknown_api_path_404(bb: str) -> None:
-    response = api(bb, "/repositories/acme", sign_in(bb)["access_token"])
-    assert response.status_code == 404
-    assert response.json()["error"]["message"] == "Resource not found"
+    assert (response.status_code, body["type"], body["error"]["message"]) == (
+        refusal[0],
+        "error",
+        refusal[1],
+    )
 
 
 def test_rate_limit_per_consumer(bb: str) -> None:
@@ -459,7 +468,7 @@ def test_rate_limit_per_consumer(bb: str) -> None:
 
 def test_status_fault_per_endpoint_kind(bb: str) -> None:
     token = sign_in(bb)["access_token"]
-    put_fault(bb, "*", status=503)
+    set_fault(bb, "*", status=503)
     user = api(bb, "/user", token)
     assert (user.status_code, user.json()) == (
         503,
@@ -472,11 +481,11 @@ def test_status_fault_per_endpoint_kind(bb: str) -> None:
 
 
 def test_body_fault_sends_raw_text(bb: str) -> None:
-    put_fault(bb, "token", body='{"access_tok')
+    set_fault(bb, "token", body='{"access_tok')
     response = token_request(bb, {"grant_type": "authorization_code", "code": "x"})
     assert (response.status_code, response.text) == (200, '{"access_tok')
     assert response.headers["Content-Type"] == "application/json"
-    put_fault(bb, "user", status=502, body="<html>Bad gateway</html>", content_type="text/html")
+    set_fault(bb, "user", status=502, body="<html>Bad gateway</html>", content_type="text/html")
     user = api(bb, "/user", "whatever")
     assert (user.status_code, user.text, user.headers["Content-Type"]) == (
         502,
@@ -487,23 +496,23 @@ def test_body_fault_sends_raw_text(bb: str) -> None:
 
 def test_fault_times_clears_itself(bb: str) -> None:
     token = sign_in(bb)["access_token"]
-    put_fault(bb, "emails", status=500, times=2)
+    set_fault(bb, "emails", status=500, times=2)
     assert [api(bb, "/user/emails", token).status_code for _ in range(3)] == [500, 500, 200]
-    assert requests.get(f"{bb}/_emulator/faults", timeout=5).json() == {"faults": {}}
+    assert faults(bb) == {}
 
 
 def test_latency_fault(bb: str) -> None:
     token = sign_in(bb)["access_token"]
-    put_fault(bb, "user", latency=0.3, times=1)
+    set_fault(bb, "user", latency=0.3, times=1)
     started = time.monotonic()
     assert api(bb, "/user", token).status_code == 200
     assert time.monotonic() - started >= 0.3
-    assert requests.get(f"{bb}/_emulator/faults", timeout=5).json()["faults"] == {}
+    assert faults(bb) == {}
 
 
 def test_hang_fault_times_out_clients_and_ends_when_cleared(bb: str) -> None:
-    put_fault(bb, "token", hang=True)
-    assert requests.get(f"{bb}/_emulator/faults", timeout=5).json()["faults"]["token"]["hang"] == 30
+    set_fault(bb, "token", hang=True)
+    assert faults(bb)["token"]["hang"] == 30
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(f"{bb}/site/oauth2/access_token", data={}, auth=DEMO, timeout=0.3)
@@ -520,14 +529,11 @@ def test_fault_api_validation(bb: str) -> None:
         response = requests.put(f"{bb}/_emulator/faults/{endpoint}", json=body, timeout=5)
         assert response.status_code == 400
         assert response.json()["error"]
-    put_fault(bb, "user", status=500)
-    put_fault(bb, "token", latency=0.1)
-    assert set(requests.get(f"{bb}/_emulator/faults", timeout=5).json()["faults"]) == {
-        "user",
-        "token",
-    }
-    requests.delete(f"{bb}/_emulator/faults", timeout=5).raise_for_status()
-    assert requests.get(f"{bb}/_emulator/faults", timeout=5).json()["faults"] == {}
+    set_fault(bb, "user", status=500)
+    set_fault(bb, "token", latency=0.1)
+    assert set(faults(bb)) == {"user", "token"}
+    clear_faults(bb)
+    assert faults(bb) == {}
 
 
 def test_fault_spec_syntax() -> None:
@@ -575,7 +581,7 @@ def test_generated_accounts_are_deterministic(bb: str) -> None:
 
 
 VALID_CONSUMER = {"key": "k", "secret": "s", "callback_url": CALLBACK}
-VALID_ACCOUNT = {"uuid": JANE_UUID, "account_id": "a1", "display_name": "A"}
+VALID_ACCOUNT = {"uuid": JANE, "account_id": "a1", "display_name": "A"}
 
 
 @pytest.mark.parametrize(

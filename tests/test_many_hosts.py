@@ -13,7 +13,7 @@ import requests
 
 from .frontend_support import AUTH, PREFIX, XHR, published_keys, verify
 from .processes import app_environment, emulator_process, gunicorn_app
-from .support import DATA, JANE, csrf_token, sign_in, touch_later
+from .support import DATA, JANE, csrf_token, replace_file, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_a_catalog_edit_applies_on_both_hosts(two_hosts: tuple[str, str, str, Pa
     host_a, host_b, emulator_url, catalog = two_hosts
     with requests.Session() as browser:
         sign_in(browser, host_a, emulator_url, JANE)
-        touch_later(catalog, catalog.read_text().replace("Jane Doe", "Jane Q. Doe"))
+        replace_file(catalog, catalog.read_text().replace("Jane Doe", "Jane Q. Doe"))
         deadline = time.monotonic() + 10
         seen: dict[str, bool] = {}
         while time.monotonic() < deadline and not all(seen.get(h) for h in (host_a, host_b)):

@@ -30,7 +30,8 @@ from bitbucket_signin.resolvers import (
     resolve,
 )
 
-JANE_UUID = "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"
+from .support import JANE
+
 OTHER = "{11111111-1111-1111-1111-111111111111}"
 OTHER_QUOTED = f'"{OTHER}"'
 NO = "No User entity has "
@@ -45,7 +46,7 @@ DANGEROUS = "dangerouslyAllowSignInWithoutUserInCatalog"
 
 def profile(**changes: Any) -> BitbucketProfile:
     fields: dict[str, Any] = {
-        "uuid": JANE_UUID,
+        "uuid": JANE,
         "account_id": "5c65cab48bcc9e016aeece31",
         "display_name": "Jane Doe",
         "username": "jdoe",
@@ -90,8 +91,8 @@ def run(spec: Any, who: BitbucketProfile, catalog: Catalog) -> Identity:
     [
         (USER_ID, profile()),
         ("bitbucketUserIdSignInResolver", profile()),
-        (USER_ID, profile(uuid=JANE_UUID.upper())),
-        (USER_ID, profile(uuid=JANE_UUID.strip("{}"))),
+        (USER_ID, profile(uuid=JANE.upper())),
+        (USER_ID, profile(uuid=JANE.strip("{}"))),
         (USERNAME, profile(uuid="{00000000-0000-0000-0000-000000000000}")),
         ("bitbucketUsernameSignInResolver", profile(username="JDoe")),
         (ACCOUNT_ID, profile()),
@@ -197,7 +198,7 @@ def test_missing_profile_field_is_not_found(
 @pytest.mark.parametrize(
     ("spec", "users"),
     [
-        (USER_ID, claiming("bitbucket.org/user-id", JANE_UUID, JANE_UUID.upper())),
+        (USER_ID, claiming("bitbucket.org/user-id", JANE, JANE.upper())),
         (USERNAME, claiming("bitbucket.org/username", "jdoe", "JDOE")),
         (ACCOUNT_ID, claiming("bitbucket.org/account-id", *["5c65cab48bcc9e016aeece31"] * 2)),
         (EMAIL, [entity("a", "jane@example.com"), entity("b", "JANE@example.com")]),

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bitbucket_signin.client import Deadline
 from bitbucket_signin.emulator import EmulatorServer, datacenter_from_dict, load_accounts
 from bitbucket_signin.errors import SignInError, UpstreamError
 from bitbucket_signin.server_client import DataCenterClient
 from bitbucket_signin.server_profile import ServerProfile
+from bitbucket_signin.waiting import Deadline
 
 from .security.hostile import JSON, by_path, hostile, http_answer, json_body, whole
 from .support import DATA, emulator_requests, set_fault
@@ -119,7 +119,7 @@ def test_each_call_failing_is_an_upstream_status(
     bitbucket: EmulatorServer, endpoint: str, fault: int, status: int
 ) -> None:
     token = access_token(bitbucket, "jane@example.com")
-    set_fault(bitbucket, endpoint, status=fault)
+    set_fault(bitbucket.url, endpoint, status=fault)
     assert bitbucket.datacenter_url is not None
     with pytest.raises(UpstreamError) as raised:
         client(bitbucket.datacenter_url).fetch_profile(token, Deadline(5))
@@ -129,7 +129,7 @@ def test_each_call_failing_is_an_upstream_status(
 @pytest.mark.parametrize("endpoint", ["dc-whoami", "dc-users", "dc-user"])
 def test_each_call_hanging_is_a_504(bitbucket: EmulatorServer, endpoint: str) -> None:
     token = access_token(bitbucket, "jane@example.com")
-    set_fault(bitbucket, endpoint, hang=True)
+    set_fault(bitbucket.url, endpoint, hang=True)
     assert bitbucket.datacenter_url is not None
     with pytest.raises(UpstreamError) as raised:
         client(bitbucket.datacenter_url, timeout=0.3).fetch_profile(token, Deadline(5))

@@ -17,12 +17,15 @@ from bitbucket_signin.profile import PROVIDER
 
 from .support import (
     JANE,
+    JANE_IDENTITY,
     LI,
     MANI,
     OMAR,
     VAL,
     FakeClock,
+    clear_faults,
     csrf_token,
+    edit_catalog,
     emulator_requests,
     grant_at_emulator,
     home_page,
@@ -31,7 +34,6 @@ from .support import (
     sign_in,
     start_sign_in,
     token_calls,
-    touch_later,
 )
 
 
@@ -194,56 +196,49 @@ class TestRefusals:
 
 
 class TestLiveCatalog:
-    def test_removal_from_catalog_signs_out(
-        self,
-        http: requests.Session,
-        live_app: str,
-        bitbucket: EmulatorServer,
-        catalog_file: Path,
-        clock: FakeClock,
-    ) -> None:
+    """Jane signed in to the live app; then the catalog file changes under it."""
+
+    @pytest.fixture
+    def jane(
+        self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
+    ) -> requests.Session:
         assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
-        assert home_page(http, live_app).status_code == 200
+        return http
+
+    def test_removal_from_catalog_signs_out(
+        self, jane: requests.Session, live_app: str, catalog_file: Path, clock: FakeClock
+    ) -> None:
+        assert home_page(jane, live_app).status_code == 200
         text = catalog_file.read_text().replace(
             '"768F8C62-7F2A-4914-BF33-3F412FC1D3A4"', '"{00000000-0000-4000-8000-000000000000}"'
         )
-        touch_later(catalog_file, text)
-        clock.advance(1)  # past the check interval: the next request looks at the files
-        assert home_page(http, live_app).status_code == 302
+        edit_catalog(catalog_file, text, clock)
+        assert home_page(jane, live_app).status_code == 302
         restored = text.replace('"{00000000-0000-4000-8000-000000000000}"', f'"{JANE}"')
-        touch_later(catalog_file, restored)
-        clock.advance(1)
-        assert home_page(http, live_app).status_code == 302  # signed out for good
+        edit_catalog(catalog_file, restored, clock)
+        assert home_page(jane, live_app).status_code == 302  # signed out for good
 
     def test_group_edit_applies_at_once(
-        self,
-        http: requests.Session,
-        live_app: str,
-        bitbucket: EmulatorServer,
-        catalog_file: Path,
-        clock: FakeClock,
+        self, jane: requests.Session, live_app: str, catalog_file: Path, clock: FakeClock
     ) -> None:
-        sign_in(http, live_app, bitbucket.url, JANE)
-        assert "group:default/payments" in home_page(http, live_app).text
-        touch_later(catalog_file, catalog_file.read_text().replace("[jdoe, omar]", "[omar]"))
-        clock.advance(1)
-        page = home_page(http, live_app).text
+        assert "group:default/payments" in home_page(jane, live_app).text
+        edit_catalog(
+            catalog_file, catalog_file.read_text().replace("[jdoe, omar]", "[omar]"), clock
+        )
+        page = home_page(jane, live_app).text
         assert "Signed in as Jane Doe" in page
         assert "group:default/payments" not in page
 
     def test_broken_edit_keeps_last_good_catalog(
         self,
-        http: requests.Session,
+        jane: requests.Session,
         live_app: str,
-        bitbucket: EmulatorServer,
         catalog_file: Path,
         clock: FakeClock,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        sign_in(http, live_app, bitbucket.url, JANE)
-        touch_later(catalog_file, "kind: User\nmetadata: [this is: not valid\n")
-        clock.advance(1)
-        assert "Signed in as Jane Doe" in home_page(http, live_app).text
+        edit_catalog(catalog_file, "kind: User\nmetadata: [this is: not valid\n", clock)
+        assert "Signed in as Jane Doe" in home_page(jane, live_app).text
         assert any("catalog.yaml" in record.getMessage() for record in caplog.records)
 
 
@@ -251,7 +246,7 @@ class TestBitbucketFailures:
     def test_workspaces_gone_does_not_matter_without_a_workspace_gate(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer
     ) -> None:
-        set_fault(bitbucket, "workspaces", status=410)
+        set_fault(bitbucket.url, "workspaces", status=410)
         assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
         assert "workspaces" not in {call["endpoint"] for call in emulator_requests(bitbucket)}
 
@@ -290,7 +285,7 @@ class TestBitbucketFailures:
         fault: dict[str, Any],
         status: int,
     ) -> None:
-        set_fault(bitbucket, endpoint, **fault)
+        set_fault(bitbucket.url, endpoint, **fault)
         # Both lists asked for, so that every endpoint is called.
         app = make_app(
             BITBUCKET_TIMEOUT=0.5,
@@ -303,7 +298,7 @@ class TestBitbucketFailures:
             assert "Try again" in response.text
             assert "Traceback" not in response.text
             assert home_page(http, url).status_code == 302
-        requests.delete(f"{bitbucket.url}/_emulator/faults", timeout=5)
+        clear_faults(bitbucket.url)
 
     def test_bitbucket_unreachable(
         self, make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
@@ -332,15 +327,7 @@ class TestSessionEndpoints:
         assert body["profile"]["email"] == "jane@example.com"
         assert body["profile"]["picture"]
         identity = body["backstageIdentity"]["identity"]
-        assert identity == {
-            "type": "user",
-            "userEntityRef": "user:default/jdoe",
-            "ownershipEntityRefs": [
-                "group:default/payments",
-                "group:default/platform",
-                "user:default/jdoe",
-            ],
-        }
+        assert identity == JANE_IDENTITY
 
     def test_refresh_refuses_without_header_or_session(
         self, http: requests.Session, live_app: str, bitbucket: EmulatorServer

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ..processes import app_environment, emulator_process, gunicorn_app
-from ..support import DATA
-from .pages import SCREENSHOTS, WAIT_MS, clear_faults, origin
+from ..support import DATA, clear_faults
+from .pages import SCREENSHOTS, WAIT_MS, origin
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

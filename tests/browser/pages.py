@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from playwright.sync_api import Locator, Page, Response
 
 ROOT = Path(__file__).parent.parent.parent
@@ -128,14 +127,3 @@ def check_security_headers(headers: Mapping[str, str]) -> None:
     assert not {"'unsafe-inline'", "'unsafe-eval'", "*", "data:"} & set(script), policy
     assert lowered.get("x-content-type-options") == "nosniff"
     assert lowered.get("referrer-policy") in {"same-origin", "no-referrer", "strict-origin"}
-
-
-def set_fault(emulator_url: str, endpoint: str, **fault: Any) -> None:
-    """Make one emulator endpoint fail until :func:`clear_faults`."""
-    response = requests.put(f"{emulator_url}/_emulator/faults/{endpoint}", json=fault, timeout=5)
-    response.raise_for_status()
-
-
-def clear_faults(emulator_url: str) -> None:
-    """Remove every fault; requests the emulator holds back answer at once."""
-    requests.delete(f"{emulator_url}/_emulator/faults", timeout=5).raise_for_status()

@@ -7,20 +7,18 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Response
 
-from ..support import VAL
+from ..support import VAL, clear_faults, set_fault
 from .conftest import Contexts
 from .pages import (
     SIGNED_IN,
     WAIT_MS,
     alert_text,
     check_security_headers,
-    clear_faults,
     grant_as,
     heading,
     image_loaded,
     press_sign_in,
     screenshot,
-    set_fault,
     sign_in,
     sign_in_button,
     sign_out,

@@ -7,16 +7,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
+from ..support import clear_faults, set_fault
 from .conftest import Contexts
 from .pages import (
     WAIT_MS,
     axe_violations,
-    clear_faults,
     grant_as,
     horizontal_overflow,
     press_sign_in,
     screenshot,
-    set_fault,
     sign_in,
     sign_out,
 )

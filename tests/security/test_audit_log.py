@@ -96,7 +96,7 @@ def test_one_record_per_attempt_with_every_field_and_no_secret(
         assert deny(http, start_sign_in(http, url)).status_code == 403  # pressed Deny
         stale = http.get(f"{url}/api/auth/bitbucket/handler/frame?state=x&code=y", timeout=10)
         assert stale.status_code == 400  # a link that is no sign-in of this browser
-        set_fault(bitbucket, "token", status=503)
+        set_fault(bitbucket.url, "token", status=503)
         del http.headers["X-Request-ID"]
         assert attempt(http, url, JANE).status_code == 503  # Bitbucket failing
         limited = http.get(f"{url}/api/auth/bitbucket/handler/frame?state=x&code=y", timeout=10)

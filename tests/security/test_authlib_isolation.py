@@ -22,6 +22,7 @@ from ..support import (
     emulator_requests,
     grant_at_emulator,
     home_page,
+    reset_emulator,
     serve,
     sign_in,
     start_sign_in,
@@ -69,7 +70,7 @@ def test_authlib_config_keys_change_nothing(
     """Each key Authlib would read from Flask's config, set: the authorize and token requests
     the emulator sees are exactly those of an app without it."""
     expected = observed_sign_in(make_app(), bitbucket)
-    requests.post(f"{bitbucket.url}/_emulator/reset", timeout=5).raise_for_status()
+    reset_emulator(bitbucket.url)
     value = AUTHLIB_KEYS[key]
     if isinstance(value, str):
         value = value.format(emulator=bitbucket.url)

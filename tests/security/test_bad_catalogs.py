@@ -20,7 +20,7 @@ from bitbucket_signin.catalog import MAX_YAML_ALIASES
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.standalone import create_app
 
-from ..support import DATA, JANE, FakeClock, home_page, serve, sign_in, touch_later
+from ..support import DATA, JANE, FakeClock, home_page, replace_file, serve, sign_in
 
 ENTITY = "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n{rest}"
 GOOD_EXTRA = {
@@ -55,7 +55,7 @@ def write(path: Path, content: str | None) -> None:
     elif content == "<huge>":
         path.write_bytes(b"#" * (MAX_BYTES + 1))
     elif content is not None:
-        touch_later(path, content)
+        replace_file(path, content)
 
 
 # case → (the file to break, its new content, what the message must name)

@@ -36,7 +36,7 @@ def site(make_app: Callable[..., Flask]) -> Iterator[str]:
 
 
 def failing_sign_in(http: requests.Session, url: str, bitbucket: EmulatorServer) -> Any:
-    set_fault(bitbucket, "token", status=500, times=1)
+    set_fault(bitbucket.url, "token", status=500, times=1)
     return sign_in(http, url, bitbucket.url, JANE)
 
 

@@ -22,7 +22,7 @@ from flask import Flask
 from bitbucket_signin.config import DEFAULTS
 from bitbucket_signin.emulator import EmulatorServer
 
-from ..support import JANE, call_counts, readme, samples, serve, set_fault, sign_in
+from ..support import JANE, TOKEN_PATH, call_counts, readme, samples, serve, set_fault, sign_in
 from .hostile import (
     JSON,
     Answer,
@@ -39,7 +39,6 @@ from .hostile import (
 TIMEOUT = 1.0
 SLACK = 3.0  # seconds beyond a deadline that a loaded machine may take to answer
 MiB = 1024 * 1024
-TOKEN_PATH = "/site/oauth2/access_token"
 TOKEN = {"access_token": "a-token", "token_type": "bearer", "expires_in": 7200, "scope": "account"}
 USER = {"type": "user", "uuid": JANE, "account_id": "5c65cab48bcc9e016aeece31"}
 # endpoint → the setting that sends it to an upstream (and the path that setting names),
@@ -88,8 +87,8 @@ def test_the_sign_in_as_a_whole_has_a_deadline(
     make_app: Callable[..., Flask], bitbucket: EmulatorServer
 ) -> None:
     """Two calls each well within BITBUCKET_TIMEOUT, together beyond the callback's deadline."""
-    set_fault(bitbucket, "token", latency=1.0)
-    set_fault(bitbucket, "user", latency=1.0)
+    set_fault(bitbucket.url, "token", latency=1.0)
+    set_fault(bitbucket.url, "user", latency=1.0)
     app = make_app(BITBUCKET_TIMEOUT=5, BITBUCKET_CALLBACK_TIMEOUT=1.5)
     response, seconds = timed_sign_in(app, bitbucket)
     assert response.status_code == 504

@@ -8,7 +8,6 @@ usernames are the attacks, against a catalog that holds the people they imitate.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.emulator.accounts import config_from_dict
 from bitbucket_signin.standalone import create_app
 
-from ..support import DATA, serve, session_contents, sign_in, touch_later
+from ..support import DATA, FakeClock, edit_catalog, serve, session_contents, sign_in
 from ..test_identity_keys import FOLDED, LOOK_ALIKES
 from .test_session_and_cookies import REFRESH, XHR
 
@@ -128,11 +127,18 @@ def victims(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def app_with(make_app: Callable[..., Flask], victims: Path) -> Callable[..., Flask]:
-    """An app with these resolvers over the victims' catalog (or the one given)."""
+def app_with(
+    make_app: Callable[..., Flask], victims: Path, clock: FakeClock
+) -> Callable[..., Flask]:
+    """An app on the test clock with these resolvers over the victims' catalog (or the one
+    given)."""
 
     def build(resolvers: Any, catalog: Path = victims) -> Flask:
-        return make_app(BITBUCKET_SIGNIN_RESOLVERS=resolvers, BITBUCKET_CATALOG=str(catalog))
+        return make_app(
+            BITBUCKET_SIGNIN_RESOLVERS=resolvers,
+            BITBUCKET_CATALOG=str(catalog),
+            BITBUCKET_CLOCK=clock,
+        )
 
     return build
 
@@ -259,6 +265,7 @@ def test_fallback_session_ends_when_the_catalog_gains_that_ref(
     http: requests.Session,
     bitbucket: EmulatorServer,
     catalog_file: Path,
+    clock: FakeClock,
 ) -> None:
     """Signed in as user:default/newcomer without a User; then a User of that name (someone
     else's) is added: the next request is anonymous, and a new sign-in is refused."""
@@ -267,11 +274,10 @@ def test_fallback_session_ends_when_the_catalog_gains_that_ref(
         assert sign_in(http, url, bitbucket.url, who("newcomer")).status_code == 302
         assert signed_in_ref(http, url) == "user:default/newcomer"
         someone = user("newcomer", "someone@example.com", **{"bitbucket.org/username": "other"})
-        touch_later(catalog_file, f"{catalog_file.read_text()}\n---\n{yaml.safe_dump(someone)}")
-        deadline = time.monotonic() + 10
-        while signed_in_ref(http, url) is not None:
-            assert time.monotonic() < deadline, "the catalog change was never seen"
-            time.sleep(0.02)
+        edit_catalog(
+            catalog_file, f"{catalog_file.read_text()}\n---\n{yaml.safe_dump(someone)}", clock
+        )
+        assert signed_in_ref(http, url) is None
         assert not {"_user_id", "_bitbucket_profile"} & set(
             session_contents(app, http.cookies.get("session"))
         )

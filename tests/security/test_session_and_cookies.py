@@ -163,8 +163,7 @@ def test_removal_from_the_catalog_ends_the_session_at_the_next_request(
     for pages and for the JSON refresh alike, and the session is emptied."""
     assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
     assert http.get(f"{live_app}{REFRESH}", headers=XHR).status_code == 200
-    remove_from_catalog(catalog_file, "jdoe")
-    clock.advance(1)  # past the check interval: the next request looks at the files
+    remove_from_catalog(catalog_file, "jdoe", clock)
     assert http.get(f"{live_app}{REFRESH}", headers=XHR).status_code == 401
     assert "_user_id" not in session_contents(app, http.cookies.get("session"))
     assert home_page(http, live_app).status_code == 302

@@ -154,11 +154,11 @@ def test_fault(
 ) -> None:
     served = serve_app()
     injected, status = FAULTS[fault]
-    set_fault(bitbucket, endpoint, times=1, **injected)
+    set_fault(bitbucket.url, endpoint, times=1, **injected)
     began = time.monotonic()
     response = sign_in(http, served.url, bitbucket.url, JANE)
     assert time.monotonic() - began < 4 * TIMEOUT + 1  # the timeout bounds the wait
-    clear_faults(bitbucket)  # wake a hanging emulator thread
+    clear_faults(bitbucket.url)  # wake a hanging emulator thread
     assert_clear_failure(response, status, http, served, bitbucket, logs)
     assert fresh_sign_in(served.url, bitbucket.url) == 200  # the next person is fine
     http.close()
