@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Generic
+from typing import Any, Generic, Protocol, TypeVar
 
 from .catalog import Catalog
 from .client import BitbucketClient
@@ -27,7 +27,16 @@ from .server_profile import ServerProfile
 from .server_resolvers import server_chain
 from .waiting import Deadline
 
-__all__ = ["CLOUD", "DATA_CENTER", "Provider", "cloud_provider", "server_provider"]
+__all__ = ["CLOUD", "DATA_CENTER", "ProfileClient", "Provider", "cloud_provider", "server_provider"]
+
+P_co = TypeVar("P_co", covariant=True)
+
+
+class ProfileClient(Protocol[P_co]):
+    """What finds the account behind an access token (``BitbucketClient``,
+    ``DataCenterClient``)."""
+
+    def fetch_profile(self, access_token: str, deadline: Deadline) -> P_co: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class Provider(Generic[P]):
     callback_setting: str
     session_duration: timedelta | None
     oauth_app: Any
-    fetch_profile: Callable[[str, Deadline], P]
+    client: ProfileClient[P]
     resolvers: tuple[ProviderResolver[P], ...]
     load_profile: Callable[[Mapping[str, Any]], P]
     same_user: Callable[[P, str], bool]
@@ -87,7 +96,7 @@ def cloud_provider(
         callback_setting="BITBUCKET_CALLBACK_URL",
         session_duration=settings.session_duration,
         oauth_app=bitbucket_oauth_app(settings, user_agent),
-        fetch_profile=client.fetch_profile,
+        client=client,
         resolvers=resolvers,
         load_profile=BitbucketProfile.from_dict,
         same_user=lambda profile, user_id: normalize_uuid(profile.uuid) == normalize_uuid(user_id),
@@ -129,7 +138,7 @@ def server_provider(
         callback_setting="BITBUCKET_SERVER_CALLBACK_URL",
         session_duration=server.session_duration or settings.session_duration,
         oauth_app=server_oauth_app(settings, server, user_agent),
-        fetch_profile=client.fetch_profile,
+        client=client,
         resolvers=resolvers,
         load_profile=ServerProfile.from_dict,
         same_user=lambda profile, user_id: profile.user_id == user_id,

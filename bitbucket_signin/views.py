@@ -254,7 +254,7 @@ def _ask_bitbucket(extension: AppExtension, signing_in: Provider[Any]) -> Profil
     deadline = Deadline(extension.settings.callback_timeout)
     with extension.sign_in_limit.slot():
         token = exchange_code(signing_in.oauth_app, deadline)
-        profile: Profile = signing_in.fetch_profile(token["access_token"], deadline)
+        profile: Profile = signing_in.client.fetch_profile(token["access_token"], deadline)
         return profile
 
 
