@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from flask_login import LoginManager
 
 from ._version import __version__
@@ -16,13 +16,15 @@ from .catalog import CatalogStore
 from .catalog.check import no_users
 from .client import BitbucketClient
 from .config import Settings
-from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError
+from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError, TokensNotKeptError
 from .identity_token import load_signing_keys
 from .metrics import Metrics
+from .person_client import PersonClient
 from .profile import BitbucketProfile
 from .providers import CLOUD, Provider, cloud_provider, server_provider
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain
+from .tokens import TokenStore
 from .waiting import SignInLimit
 
 EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
@@ -60,6 +62,7 @@ class AppExtension:
             server = server_provider(settings, settings.server, user_agent)
             self.providers[server.name] = server
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
+        self.user_agent = user_agent
         secret = app.secret_key
         self.signing_keys = load_signing_keys(
             settings.signing_key,
@@ -68,6 +71,7 @@ class AppExtension:
         )
         _use_login_manager(app)
         self.redis_sessions: RedisSessions | None = None
+        self.tokens: TokenStore | None = None  # BITBUCKET_KEEP_TOKENS
         self.metrics: Metrics | None = None
 
     def provider(self, name: str) -> Provider[Any]:
@@ -81,6 +85,13 @@ class AppExtension:
         """The catalog identity of a Bitbucket Cloud ``profile`` now; raises a ``SignInError``
         when there is none."""
         return self.provider(CLOUD).resolve(profile, self.catalog_store.current())
+
+    def person_client(self, person: str) -> PersonClient:
+        """Bitbucket's API as ``person`` (a uuid), signed in with this request's session."""
+        sid = getattr(session, "sid", None)
+        if self.tokens is None or not isinstance(sid, str):
+            raise TokensNotKeptError()
+        return PersonClient(self.settings, self.tokens, person, sid, self.user_agent)
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of the Bitbucket account ``person`` (its uuid); how many ended.

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_DURATION": None,
     "SESSION_IDLE_TIMEOUT": "8h",
     "SESSION_REDIS_URL": None,
+    "KEEP_TOKENS": False,
+    "EXPOSE_ACCESS_TOKEN": False,
     "CLOCK": None,
     "TIMEOUT": 10.0,
     "CALLBACK_TIMEOUT": None,  # twice TIMEOUT: the token call, then the profile calls
@@ -247,6 +249,8 @@ class Settings:
     session_duration: timedelta | None
     session_idle_timeout: timedelta
     session_redis_url: str | None
+    keep_tokens: bool
+    expose_access_token: bool
     clock: Callable[[], float] | None
     timeout: float
     callback_timeout: float
@@ -324,6 +328,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
         session_redis_url=_redis_url(values, "SESSION_REDIS_URL"),
+        keep_tokens=_strict_flag(values, "KEEP_TOKENS"),
+        expose_access_token=_strict_flag(values, "EXPOSE_ACCESS_TOKEN"),
         clock=_clock(values["CLOCK"]),
         timeout=_positive_number(values, "TIMEOUT", at_most=MAX_TIMEOUT_SECONDS),
         callback_timeout=_callback_timeout(values),
@@ -362,6 +368,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         server=_server_settings(values, names) if _is_set(values["SERVER_URL"]) else None,
     )
     refuse_taken_paths(settings, app_rules=())
+    _check_kept_tokens(settings)
     return settings
 
 
@@ -411,6 +418,20 @@ def _base_url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) ->
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ConfigError(f"{names[name]}: {url!r} has a query or fragment: give the base URL")
     return url
+
+
+def _check_kept_tokens(settings: Settings) -> None:
+    """Tokens are kept only server-side (in the Redis of the sessions), and only a kept
+    token can be exposed."""
+    if settings.keep_tokens and not settings.session_redis_url:
+        raise ConfigError(
+            f"{PREFIX}KEEP_TOKENS needs {PREFIX}SESSION_REDIS_URL: "
+            "Bitbucket tokens are kept server-side in Redis, never in a cookie"
+        )
+    if settings.expose_access_token and not settings.keep_tokens:
+        raise ConfigError(
+            f"{PREFIX}EXPOSE_ACCESS_TOKEN needs {PREFIX}KEEP_TOKENS: no token is kept to expose"
+        )
 
 
 def route_paths(settings: Settings) -> dict[str, str]:
@@ -866,14 +887,31 @@ def _callback_timeout(values: Mapping[str, Any]) -> float:
 def _flag_or_auto(values: Mapping[str, Any], name: str) -> bool | None:
     """``True``, ``False``, or ``None`` for "auto" (decided by the rest of the settings)."""
     value = values[name]
-    if value is None or isinstance(value, bool):
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"auto", ""}):
+        return None
+    flag = _known_flag(value)
+    if flag is None:
+        raise ConfigError(f"{PREFIX}{name}: expected true, false or auto, got {value!r}")
+    return flag
+
+
+def _strict_flag(values: Mapping[str, Any], name: str) -> bool:
+    """``True`` or ``False``, spelt as such (or 1/0, yes/no, on/off); anything else, which
+    may be a typo, is refused rather than read as either."""
+    value = values[name]
+    flag = _known_flag(value)
+    if flag is None:
+        raise ConfigError(f"{PREFIX}{name}: expected true or false, got {value!r}")
+    return flag
+
+
+def _known_flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in {"auto", ""}:
-        return None
     if text in _TRUE_TEXT or text in _FALSE_TEXT:
         return text in _TRUE_TEXT
-    raise ConfigError(f"{PREFIX}{name}: expected true, false or auto, got {value!r}")
+    return None
 
 
 def _brand_color(values: Mapping[str, Any]) -> str:

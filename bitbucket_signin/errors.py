@@ -132,3 +132,26 @@ class UserNotInCatalogError(NotFoundError):
         self.profile = profile
         self.attempts = attempts
         self.suggestion = suggestion
+
+
+class SignInEndedError(SignInError):
+    """Bitbucket no longer accepts the person's sign-in (its refresh token was refused, or
+    the kept tokens are gone): the session is ended and the person must sign in again."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Bitbucket no longer accepts your sign-in here (it was revoked or has expired). "
+            "Please sign in again."
+        )
+
+
+class TokensNotKeptError(RuntimeError):
+    """``current_user.bitbucket`` was used, but no Bitbucket token is kept."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "current_user.bitbucket needs BITBUCKET_KEEP_TOKENS = true "
+            "(with BITBUCKET_SESSION_REDIS_URL): no Bitbucket token is kept otherwise"
+        )

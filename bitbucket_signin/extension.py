@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,13 +13,20 @@ from .app_extension import EXTENSION_NAME, AppExtension
 from .audit import install_audit
 from .cli import cli
 from .config import load_settings, refuse_taken_paths
-from .errors import SessionStoreUnavailableError
+from .errors import SessionStoreUnavailableError, SignInEndedError, UpstreamError
 from .metrics import install_metrics
 from .ratelimit import limit_sign_in_attempts
 from .redis_sessions import install_redis_sessions, refuse_unreadable_sessions
 from .security import install_security
 from .session import install_user_loader
-from .views import create_blueprint, error_page, store_unavailable_page
+from .tokens import TokenStore
+from .views import (
+    create_blueprint,
+    error_page,
+    sign_in_ended_page,
+    store_unavailable_page,
+    upstream_error_page,
+)
 
 
 class BitbucketSignIn:
@@ -42,13 +50,23 @@ class BitbucketSignIn:
         extension = AppExtension(app, settings)
         app.extensions[EXTENSION_NAME] = extension
         if settings.session_redis_url:
-            extension.redis_sessions = install_redis_sessions(
+            sessions = install_redis_sessions(
                 app,
                 settings.session_redis_url,
                 idle_timeout=settings.session_idle_timeout,
                 error_page=error_page,
             )
+            extension.redis_sessions = sessions
             refuse_unreadable_sessions(app)
+            if settings.keep_tokens:
+                extension.tokens = TokenStore(
+                    sessions.client,
+                    clock=settings.clock or time.time,
+                    lifetime=sessions.idle_timeout,
+                    refresh_seconds=settings.timeout,
+                )
+                app.register_error_handler(SignInEndedError, sign_in_ended_page)
+                app.register_error_handler(UpstreamError, upstream_error_page)
         app.register_blueprint(create_blueprint(settings))
         if settings.metrics_path:
             extension.metrics = install_metrics(app, settings.metrics_path, extension.catalog_store)

@@ -176,17 +176,20 @@ def client_auth_response(
     requested_scope: str,
     provider_scopes: Iterable[str],
     access_token: str | None = None,
+    access_token_expires_in: int | None = None,
 ) -> dict[str, Any]:
     """Backstage's ``ClientAuthResponse``: ``profile``, ``providerInfo`` and
     ``backstageIdentity``. ``accessToken`` is there only when given (kept tokens, exposing
-    switched on); ``scope`` names the scopes asked of the provider that signed the person
-    in (``provider_scopes``) and every scope the frontend asked for."""
+    switched on), and ``providerInfo.expiresInSeconds`` is then its time left (the frontend
+    refreshes before it runs out); ``scope`` names the scopes asked of the provider that
+    signed the person in (``provider_scopes``) and every scope the frontend asked for."""
     scopes = dict.fromkeys(
         (*provider_scopes, *filter(None, _SCOPE_SEPARATORS.split(requested_scope)))
     )
     provider_info: dict[str, Any] = {"scope": " ".join(scopes), "expiresInSeconds": expires_in}
     if access_token is not None:
         provider_info["accessToken"] = access_token
+        provider_info["expiresInSeconds"] = access_token_expires_in or expires_in
     return {
         "profile": {  # Bitbucket's, as Backstage gives; the email: the catalog's first
             "displayName": user.profile.display_name,

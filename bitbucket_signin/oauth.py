@@ -8,6 +8,7 @@ its token response quirks, and every failure turned into a status for the sign-i
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -67,9 +68,7 @@ def bitbucket_oauth_app(settings: Settings, user_agent: str) -> Any:
             "token_endpoint_auth_method": "client_secret_basic",
             "default_timeout": settings.timeout,
         },
-        compliance_fix=partial(
-            bounded_token_session, settings=settings, check_response=check_token_response
-        ),
+        compliance_fix=partial(_bitbucket_compliance_fix, settings=settings),
     )
 
 
@@ -101,38 +100,48 @@ def exchange_code(oauth_app: Any, deadline: Deadline) -> dict[str, Any]:
     return token
 
 
-def bounded_token_session(
-    session: Any,
-    settings: Settings,
-    check_response: Callable[[requests.Response], requests.Response],
-) -> None:
-    """Authlib's token session (a ``requests`` session): bounded calls, and every token
-    answer through ``check_response`` first."""
+def _bitbucket_compliance_fix(session: Any, settings: Settings) -> None:
+    """Authlib's token session (a ``requests`` session): bounded calls, Bitbucket's answers."""
+    mount_bounded_transport(session, settings)
+    session.register_compliance_hook(
+        "access_token_response", partial(check_token_response, what=TOKEN_CALL)
+    )
+
+
+def mount_bounded_transport(session: requests.Session, settings: Settings) -> None:
+    """Every call of ``session`` within ``BITBUCKET_TIMEOUT``, no redirects, a body cap."""
     adapter = BoundedAdapter(timeout=settings.timeout, max_body_bytes=settings.max_response_bytes)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.register_compliance_hook("access_token_response", check_response)
 
 
 def check_token_response(
     response: requests.Response,
+    what: str,
     *,
     upstream: str = "Bitbucket",
     invalid_grant: Callable[[], SignInError] | None = None,
 ) -> requests.Response:
-    """Turn every failed token call into an :class:`UpstreamError` with its status (naming
-    the ``upstream``), or an ``invalid_grant`` answer into ``invalid_grant()`` if given."""
+    """Turn every failed call of the token endpoint (``what``: the exchange or a refresh)
+    into an :class:`UpstreamError` with its status (naming the ``upstream``), or an
+    ``invalid_grant`` answer into ``invalid_grant()`` if given."""
     if response.status_code == 429 or response.status_code >= 500:
-        raise upstream_error_for_status(response.status_code, TOKEN_CALL)
-    body = json_object(response, TOKEN_CALL)
+        raise upstream_error_for_status(response.status_code, what)
+    body = json_object(response, what)
     if response.status_code != 200 or "error" in body:
         error = body.get("error")
         if error == "invalid_grant" and invalid_grant is not None:
             raise invalid_grant()
         code = error if isinstance(error, str) else f"HTTP {response.status_code}"
-        raise UpstreamError(f"{upstream} refused the sign-in ({TOKEN_CALL}: {code}).")
+        raise UpstreamError(f"{upstream} refused the sign-in ({what}: {code}).")
     if not isinstance(body.get("access_token"), str) or not body["access_token"]:
-        raise UpstreamError(f"{upstream} sent no access token ({TOKEN_CALL}).")
-    # Nothing reads the granted scopes (``scope`` since 2026, ``scopes`` before) or
-    # Bitbucket's "state" field, which names the grant type rather than echoing ours.
+        raise UpstreamError(f"{upstream} sent no access token ({what}).")
+    lifetime = body.get("expires_in")
+    if lifetime is not None and not _is_finite_number(lifetime):  # Authlib would fail on it
+        raise UpstreamError(f"{upstream} sent a malformed answer ({what}).")
+    # Bitbucket's "state" field names the grant type rather than echoing ours: nothing reads it.
     return response
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -5,6 +5,9 @@ kept in a set, so that "sign out everywhere" can end all of them; the set lives 
 the longest-lived of them. A session read at the start of a request is written back only if
 it still exists: a request that was under way when its session ended cannot bring it back.
 A session with nobody signed in (a pending sign-in) is kept for ``PENDING_SECONDS`` only.
+The Bitbucket tokens kept beside a session (``BITBUCKET_KEEP_TOKENS``, see ``tokens.py``)
+live and end with it: their expiry is renewed with the session's, and they are deleted when
+the session is emptied (sign-out), replaced (a new sign-in) or ended everywhere.
 
 When Redis cannot be reached, requests that need no session keep working; a request whose
 session cannot be read or written gets :class:`SessionStoreUnavailableError` (a 503 page),
@@ -33,11 +36,14 @@ try:
 except ImportError as missing:  # pragma: no cover - the redis extra is not installed
     _MISSING: ImportError | None = missing
     RedisSessionInterface = object
+    STORE_ERRORS: tuple[type[Exception], ...] = ()
 else:
     _MISSING = None
+    STORE_ERRORS = (RedisError,)  # what a store that cannot be reached raises
 
 SESSION_PREFIX = "bitbucket-signin:session:"
 PERSON_PREFIX = "bitbucket-signin:person:"
+TOKENS_PREFIX = "bitbucket-signin:tokens:"
 REDIS_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
 PENDING_SECONDS = 30 * 60  # a sign-in not finished by then has expired at Bitbucket too
@@ -80,6 +86,7 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
         try:
             session: Any = super().open_session(app, request)
             session.stored_sid = session.sid if session else None
+            session.stored_person = _person(session)
         except RedisError as error:
             logger.warning("session store unreachable, reading a session: %s", error)
             g.setdefault(_STORE_FAILED, True)
@@ -92,6 +99,7 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
             return
         try:
             super().save_session(app, session, response)
+            self._forget_tokens_of_an_ended_sign_in(session)
         except RedisError as error:
             logger.warning("session store unreachable, saving a session: %s", error)
             self._replace_with_error_page(response)
@@ -118,7 +126,15 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
                 pipe.sadd(key, session.sid)
                 pipe.expire(key, expiry, nx=True)
                 pipe.expire(key, expiry, gt=True)
+                pipe.expire(tokens_key(person, session.sid), expiry)  # if tokens are kept
                 pipe.execute()
+
+    def _forget_tokens_of_an_ended_sign_in(self, session: Any) -> None:
+        """The sign-in this request began with is over here (signed out, or replaced by a
+        new one): its kept tokens go too."""
+        person, sid = getattr(session, "stored_person", None), getattr(session, "stored_sid", None)
+        if person and sid and (session.sid != sid or _person(session) != person):
+            self.client.delete(tokens_key(person, sid))
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of ``person`` (a Bitbucket uuid, or a Data Center sign-in's
@@ -130,7 +146,9 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
                 for sid in sids:
                     pipe.exists(self._get_store_id(sid))
                 live = sum(pipe.execute())
-                pipe.delete(key, *(self._get_store_id(sid) for sid in sids))
+                ended = [self._get_store_id(sid) for sid in sids]
+                ended += [tokens_key(person, sid) for sid in sids]
+                pipe.delete(key, *ended)
                 pipe.execute()
         except RedisError as error:
             logger.warning("session store unreachable, signing out everywhere: %s", error)
@@ -151,6 +169,11 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
             return bool(self.client.ping())
         except RedisError:
             return False
+
+
+def tokens_key(person: str, sid: str) -> str:
+    """Where the Bitbucket tokens of ``person``'s session ``sid`` are kept."""
+    return f"{TOKENS_PREFIX}{normalize_uuid(person)}:{sid}"
 
 
 def _person(session: Any) -> str | None:

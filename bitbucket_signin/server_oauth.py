@@ -15,7 +15,7 @@ from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 
 from .config import ServerSettings, Settings
 from .errors import SignInError
-from .oauth import bounded_token_session, check_token_response
+from .oauth import TOKEN_CALL, check_token_response, mount_bounded_transport
 from .server_profile import PROVIDER
 
 EXPIRED_LINK = (
@@ -41,17 +41,21 @@ def server_oauth_app(settings: Settings, server: ServerSettings, user_agent: str
             "token_endpoint_auth_method": "client_secret_post",
             "default_timeout": settings.timeout,
         },
-        compliance_fix=partial(
-            bounded_token_session,
-            settings=settings,
-            check_response=partial(
-                check_token_response,
-                upstream="Bitbucket Data Center",
-                invalid_grant=_expired_link,
-            ),
-        ),
+        compliance_fix=partial(_data_center_compliance_fix, settings=settings),
     )
 
 
 def _expired_link() -> SignInError:
     return SignInError(EXPIRED_LINK, status=400)
+
+
+def _data_center_compliance_fix(session: Any, settings: Settings) -> None:
+    """Authlib's token session: bounded calls; an ``invalid_grant`` is an expired link."""
+    mount_bounded_transport(session, settings)
+    check = partial(
+        check_token_response,
+        what=TOKEN_CALL,
+        upstream="Bitbucket Data Center",
+        invalid_grant=_expired_link,
+    )
+    session.register_compliance_hook("access_token_response", check)

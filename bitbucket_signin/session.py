@@ -1,8 +1,9 @@
 """The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
 
 The session holds the Bitbucket identity the resolvers need and which provider (Cloud or
-Data Center) gave it, never a token. Each request runs that provider's resolver chain
-against the current catalog, so catalog edits apply at once.
+Data Center) gave it, never a token (kept tokens live beside it: see ``tokens.py``). Each
+request runs that provider's resolver chain against the current catalog, so catalog edits
+apply at once.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from flask import Flask, current_app, session
 from flask_login import UserMixin, login_user, user_accessed
 
-from .app_extension import EXTENSION_NAME, AppExtension
+from .app_extension import EXTENSION_NAME, AppExtension, get_extension
 from .errors import SignInError
+from .person_client import PersonClient
 from .profile import Profile
 from .providers import CLOUD, Provider
 from .resolvers import Identity
@@ -71,6 +74,13 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
     def picture(self) -> str | None:
         entity = self.entity
         return (entity.picture if entity else None) or self.profile.avatar_url
+
+    @cached_property
+    def bitbucket(self) -> PersonClient:
+        """Bitbucket's API as this person, with paths relative to ``BITBUCKET_API_BASE_URL``
+        (``current_user.bitbucket.get("repositories/acme")``); needs
+        ``BITBUCKET_KEEP_TOKENS`` (else :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
+        return get_extension().person_client(self.get_id())
 
     def get_id(self) -> str:
         return self.profile.user_id

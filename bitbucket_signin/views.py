@@ -39,6 +39,7 @@ from .config import (
 )
 from .errors import (
     SessionStoreUnavailableError,
+    SignInEndedError,
     SignInError,
     UpstreamError,
     UserNotInCatalogError,
@@ -65,6 +66,7 @@ from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
 from .session import CatalogUser, start_session
 from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
+from .tokens import KeptToken, TokenStore
 from .waiting import Deadline
 
 # Authlib keeps each pending sign-in under "_state_<provider>_<state>".
@@ -220,8 +222,11 @@ def callback(provider: str) -> ResponseReturnValue:
         frontend = FrontendSignIn.from_pending(pending)
         next_path = safe_next(pending.get("next"))
         _check_provider_error()
-        profile = _ask_bitbucket(extension, signing_in)
+        profile, token = _ask_bitbucket(extension, signing_in)
         identity = signing_in.resolve(profile, extension.catalog_store.current())
+        # Tokens are kept for Bitbucket Cloud's sign-ins (what current_user.bitbucket calls).
+        keeps = extension.tokens is not None and signing_in.name == CLOUD
+        kept = extension.tokens.token_of_sign_in(token) if extension.tokens and keeps else None
         issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
         session.pop(pending_key, None)
@@ -232,6 +237,8 @@ def callback(provider: str) -> ResponseReturnValue:
             return answer_failure(frontend, error, extension.settings)
         return error_page(error, next_path, failed=signing_in)
     user = start_session(extension, signing_in, identity, profile)
+    if extension.tokens is not None and kept is not None:
+        _keep_tokens(extension.tokens, user.get_id(), kept)
     signed_in.send(current_app._get_current_object(), user=user, flow=_flow(frontend))  # type: ignore[attr-defined]
     response: BaseResponse
     if frontend is not None:
@@ -248,14 +255,27 @@ def _flow(frontend: FrontendSignIn | None) -> str:
     return frontend.flow if frontend is not None else SERVER_FLOW
 
 
-def _ask_bitbucket(extension: AppExtension, signing_in: Provider[Any]) -> Profile:
+def _ask_bitbucket(
+    extension: AppExtension, signing_in: Provider[Any]
+) -> tuple[Profile, dict[str, Any]]:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
-    only while fewer than the limit of sign-ins wait on Bitbucket. The token is never kept."""
+    only while fewer than the limit of sign-ins wait on Bitbucket. The profile and the
+    token response (kept only with ``BITBUCKET_KEEP_TOKENS``)."""
     deadline = Deadline(extension.settings.callback_timeout)
     with extension.sign_in_limit.slot():
         token = exchange_code(signing_in.oauth_app, deadline)
         profile: Profile = signing_in.client.fetch_profile(token["access_token"], deadline)
-        return profile
+        return profile, token
+
+
+def _keep_tokens(tokens: TokenStore, person: str, kept: KeptToken) -> None:
+    """Keep the new session's tokens; a sign-in whose tokens cannot be kept does not stand."""
+    try:
+        tokens.keep(person, session.sid, kept)  # type: ignore[attr-defined]
+    except SessionStoreUnavailableError:
+        logout_user()
+        session.clear()
+        raise
 
 
 def refresh(provider: str) -> tuple[Response, int] | Response:
@@ -279,10 +299,14 @@ def refresh(provider: str) -> tuple[Response, int] | Response:
 
 def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict[str, Any]:
     """The ``ClientAuthResponse`` for ``user`` (``/refresh`` and the popup's message), with
-    a fresh identity token. No ``providerInfo.accessToken``: no provider token is kept."""
+    a fresh identity token. With kept tokens, the person's Bitbucket token is made fresh
+    first (a refused refresh ends the session: a 401); with exposing switched on, it is
+    ``providerInfo.accessToken``, and ``expiresInSeconds`` is its time left."""
     extension = get_extension()
     settings = extension.settings
     now = (settings.clock or time.time)()
+    token = user.bitbucket.current_token() if extension.tokens is not None else None
+    exposed = token if token is not None and settings.expose_access_token else None
     return client_auth_response(
         user,
         identity_token=identity_token(
@@ -291,6 +315,8 @@ def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict
         expires_in=settings.token_expiration,
         requested_scope=requested_scope,
         provider_scopes=extension.provider(user.profile.provider).scopes,
+        access_token=exposed.access_token if exposed else None,
+        access_token_expires_in=int(exposed.expires_at - now) if exposed else None,
     )
 
 
@@ -317,14 +343,19 @@ def logout_everywhere() -> ResponseReturnValue:
 
 
 def _sign_out() -> ResponseReturnValue:
+    _sign_out_quietly()
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return Response(status=200)
+    return redirect(url_for("bitbucket_signin.signin"), code=303)
+
+
+def _sign_out_quietly() -> None:
+    """End this session (and with it any kept tokens) and send ``signed_out``."""
     user = current_user._get_current_object() if isinstance(current_user, CatalogUser) else None
     logout_user()
     session.clear()
     if user is not None:
         signed_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
-    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
-        return Response(status=200)
-    return redirect(url_for("bitbucket_signin.signin"), code=303)
 
 
 def health() -> tuple[Response, int]:
@@ -456,6 +487,30 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
         return body, status, headers
     page, status = error_page(error)
     return page, status, headers
+
+
+def sign_in_ended_page(error: SignInEndedError) -> ResponseReturnValue:
+    """Bitbucket no longer accepts the person's sign-in: signed out here, and told so (a
+    401: JSON for scripts, the sign-in page for people)."""
+    _sign_out_quietly()
+    if _wants_json():
+        return json_error(error.status, error.message)
+    return error_page(
+        error, safe_next(request.full_path.rstrip("?") if request.method == "GET" else "/")
+    )
+
+
+def upstream_error_page(error: UpstreamError) -> ResponseReturnValue:
+    """Bitbucket failed while a page used the person's token (refreshing it): the status
+    and the reason; the person stays signed in."""
+    if _wants_json():
+        return json_error(error.status, error.message)
+    return error_page(error)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return is_frontend_call() or best != "text/html"
 
 
 def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:

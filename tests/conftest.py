@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from flask import Flask
 
@@ -21,6 +22,7 @@ from .support import (
     CATALOG_CHECK_INTERVAL,
     DATA,
     FakeClock,
+    add_bitbucket_pages,
     reset_emulator,
     serve,
     signin_config,
@@ -40,6 +42,45 @@ def redis_url() -> Iterator[str]:
     """A real ``redis-server`` for the server-side session tests."""
     with redis_process() as url:
         yield url
+
+
+@pytest.fixture
+def store(redis_url: str) -> redis.Redis:
+    """The Redis of the sessions, emptied."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def make_kept_app(
+    make_app: Callable[..., Flask], redis_url: str, store: redis.Redis, clock: FakeClock
+) -> Callable[..., Flask]:
+    """Apps with sessions in Redis (emptied), tokens kept, on the test's clock, and pages that
+    call Bitbucket as the person; keyword arguments set more."""
+
+    def factory(**overrides: Any) -> Flask:
+        app = make_app(
+            BITBUCKET_SESSION_REDIS_URL=redis_url,
+            BITBUCKET_KEEP_TOKENS=True,
+            BITBUCKET_CLOCK=clock,
+            **overrides,
+        )
+        add_bitbucket_pages(app)
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def kept_app(make_kept_app: Callable[..., Flask]) -> Flask:
+    """Tokens kept; Jane signs in by id, Li by username, Mani by email."""
+    resolvers = [
+        "userIdMatchingUserEntityAnnotation",
+        "usernameMatchingUserEntityAnnotation",
+        "emailMatchingUserEntityProfileEmail",
+    ]
+    return make_kept_app(BITBUCKET_SIGNIN_RESOLVERS=resolvers)
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 import requests
 
-from .support import signin_config
+from .support import DATA, signin_config
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -130,11 +131,28 @@ def gunicorn_app(
 
 
 @contextmanager
+def two_hosts(
+    catalog: Path, redis_url: str, *, app: str = "wsgi:app", **settings: str
+) -> Iterator[tuple[str, str, str]]:
+    """Two hosts as one: the emulator, and two gunicorn instances of ``app`` (two workers
+    each) sharing the secret, ``catalog`` and the Redis at ``redis_url`` (emptied first);
+    ``settings`` add more. Yields both hosts' URLs and the emulator's."""
+    redis.Redis.from_url(redis_url).flushdb()
+    with emulator_process(DATA / "accounts.yaml") as emulator_url:
+        environment = app_environment(
+            emulator_url, catalog, SESSION_REDIS_URL=redis_url, **settings
+        )
+        with (
+            gunicorn_app(environment, workers=2, app=app) as host_a,
+            gunicorn_app(environment, workers=2, app=app) as host_b,
+        ):
+            yield host_a, host_b, emulator_url
+
+
+@contextmanager
 def redis_process(port: int | None = None) -> Iterator[str]:
     """A throwaway ``redis-server`` on a loopback port (default: a free one), no persistence;
     yields its URL."""
-    import redis
-
     port = port or free_port()
     command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
     command += ["--appendonly", "no"]

@@ -15,12 +15,14 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import yaml
-from flask import Flask
+from flask import Flask, jsonify
+from flask_login import current_user, login_required
 from prometheus_client.parser import text_string_to_metric_families
 from requests.adapters import HTTPAdapter
 from werkzeug.serving import make_server
 
 from bitbucket_signin.emulator import EmulatorServer, generated_account
+from bitbucket_signin.errors import TokensNotKeptError
 
 DATA = Path(__file__).parent / "data"
 CLIENT_ID = "test-client-id"
@@ -140,6 +142,59 @@ def sign_in(
     authorize_url = start_sign_in(http, app_url, next_path)
     callback_url = grant_at_emulator(emulator_url, authorize_url, account)
     return http.get(callback_url, allow_redirects=False, timeout=30)
+
+
+def signed_in_browser(app_url: str, bitbucket: EmulatorServer, account: str) -> requests.Session:
+    """A new cookie jar, signed in as ``account``."""
+    browser = requests.Session()
+    assert sign_in(browser, app_url, bitbucket.url, account).status_code == 302
+    return browser
+
+
+def is_signed_in(browser: requests.Session, app_url: str) -> bool:
+    """Whether the home page serves ``browser`` (rather than sending it to sign in)."""
+    answer = browser.get(f"{app_url}/", allow_redirects=False, timeout=10)
+    assert answer.status_code in (200, 302), answer.status_code
+    return answer.status_code == 200
+
+
+def add_bitbucket_pages(app: Flask) -> None:
+    """Pages of a host app that call Bitbucket as the signed-in person."""
+
+    @app.get("/bitbucket/me")
+    @login_required  # type: ignore[untyped-decorator]
+    def me() -> Any:
+        answer = current_user.bitbucket.get("user")
+        return jsonify(status=answer.status_code, user=answer.json())
+
+    @app.get("/bitbucket/emails")
+    @login_required  # type: ignore[untyped-decorator]
+    def emails() -> Any:
+        client = current_user.bitbucket
+        page = client.get("/user/emails").json()
+        addresses = [value["email"] for value in page["values"]]
+        while "next" in page:  # absolute links on the API's origin
+            page = client.get(page["next"]).json()
+            addresses += [value["email"] for value in page["values"]]
+        return jsonify(addresses)
+
+    @app.get("/bitbucket/elsewhere")
+    @login_required  # type: ignore[untyped-decorator]
+    def elsewhere() -> Any:
+        try:
+            current_user.bitbucket.get("http://127.0.0.2:9/2.0/user")
+        except ValueError as error:
+            return str(error)
+        return "sent"
+
+    @app.get("/bitbucket/not-kept")
+    @login_required  # type: ignore[untyped-decorator]
+    def not_kept() -> Any:
+        try:
+            current_user.bitbucket.get("user")
+        except TokensNotKeptError as error:
+            return str(error)
+        return "called"
 
 
 def finish_sign_in(

@@ -378,6 +378,35 @@ def test_access_tokens_expire_after_two_hours(bb: str) -> None:
     assert response.json()["error"]["message"] == "Access token expired."
 
 
+def test_token_lifetime_is_set_for_tokens_issued_from_then_on_until_reset(bb: str) -> None:
+    before = sign_in(bb)
+    set_to = requests.put(f"{bb}/_emulator/token-lifetime", json={"seconds": 60}, timeout=5)
+    assert set_to.json() == {"seconds": 60}
+    short = sign_in(bb)
+    assert (before["expires_in"], short["expires_in"]) == (7200, 60)
+    requests.post(f"{bb}/_emulator/clock", json={"advance": 60}, timeout=5).raise_for_status()
+    assert api(bb, "/user", short["access_token"]).status_code == 401
+    assert api(bb, "/user", before["access_token"]).status_code == 200
+    for junk in (0, 1.5, True, "60", None):
+        refused = requests.put(f"{bb}/_emulator/token-lifetime", json={"seconds": junk}, timeout=5)
+        assert refused.status_code == 400
+    reset_emulator(bb)
+    assert sign_in(bb)["expires_in"] == 7200
+
+
+def test_revoking_an_account_kills_its_access_and_refresh_tokens_only(bb: str) -> None:
+    jane, jane_again, max_ = sign_in(bb), sign_in(bb), sign_in(bb, MAX_UUID)
+    revoked = requests.post(f"{bb}/_emulator/revoke/{JANE}", timeout=5)
+    assert revoked.json() == {"revoked": 4}
+    for tokens in (jane, jane_again):
+        assert api(bb, "/user", tokens["access_token"]).status_code == 401
+        data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        refused = token_request(bb, data)
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert api(bb, "/user", max_["access_token"]).status_code == 200
+    assert requests.post(f"{bb}/_emulator/revoke/nobody", timeout=5).status_code == 400
+
+
 def test_emails_paginate(bb: str) -> None:
     token = sign_in(bb, MAX_UUID)["access_token"]
     first = api(bb, "/user/emails", token).json()

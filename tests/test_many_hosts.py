@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from .frontend_support import AUTH, PREFIX, XHR, published_keys, verify
-from .processes import app_environment, emulator_process, gunicorn_app
+from .processes import two_hosts as hosts
 from .support import DATA, JANE, csrf_token, replace_file, sign_in
 
 
@@ -20,18 +19,10 @@ from .support import DATA, JANE, csrf_token, replace_file, sign_in
 def two_hosts(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[tuple[str, str, str, Path]]:
-    redis.Redis.from_url(redis_url).flushdb()
     catalog = tmp_path_factory.mktemp("shared") / "catalog.yaml"
     shutil.copy(DATA / "catalog.yaml", catalog)
-    with emulator_process(DATA / "accounts.yaml") as emulator_url:
-        environment = app_environment(
-            emulator_url, catalog, SESSION_REDIS_URL=redis_url, CATALOG_CHECK_INTERVAL="0.1"
-        )
-        with (
-            gunicorn_app(environment, workers=2) as host_a,
-            gunicorn_app(environment, workers=2) as host_b,
-        ):
-            yield host_a, host_b, emulator_url, catalog
+    with hosts(catalog, redis_url, CATALOG_CHECK_INTERVAL="0.1") as (host_a, host_b, emulator):
+        yield host_a, host_b, emulator, catalog
 
 
 def page(browser: requests.Session, url: str) -> requests.Response:

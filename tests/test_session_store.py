@@ -21,7 +21,16 @@ from bitbucket_signin.errors import ConfigError
 from bitbucket_signin.redis_sessions import PENDING_SECONDS, PERSON_PREFIX
 
 from .processes import free_port, redis_process
-from .support import JANE, LI, FakeClock, csrf_token, serve, sign_in
+from .support import (
+    JANE,
+    LI,
+    FakeClock,
+    csrf_token,
+    is_signed_in,
+    serve,
+    sign_in,
+    signed_in_browser,
+)
 
 COOKIE = "session"
 SESSIONS = "bitbucket-signin:session:*"
@@ -35,18 +44,6 @@ def redis_app(make_app: Callable[..., Flask], redis_url: str) -> Iterator[str]:
     app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, BITBUCKET_SIGNIN_RESOLVERS=resolvers)
     with serve(app) as url:
         yield url
-
-
-def signed_in_browser(app_url: str, bitbucket: EmulatorServer, account: str) -> requests.Session:
-    browser = requests.Session()
-    sign_in(browser, app_url, bitbucket.url, account)
-    return browser
-
-
-def is_signed_in(browser: requests.Session, app_url: str) -> bool:
-    answer = browser.get(f"{app_url}/", allow_redirects=False, timeout=10)
-    assert answer.status_code in (200, 302), answer.status_code
-    return answer.status_code == 200
 
 
 def test_the_browser_holds_only_an_opaque_id(
@@ -166,14 +163,6 @@ def test_idle_timeout_and_absolute_lifetime(
         idle = signed_in_browser(url, bitbucket, JANE)
         clock.advance(timedelta(minutes=10, seconds=1).total_seconds())
         assert not is_signed_in(idle, url)
-
-
-@pytest.fixture
-def store(redis_url: str) -> redis.Redis:
-    """The Redis of the sessions, emptied."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    return client
 
 
 @pytest.fixture

@@ -96,6 +96,30 @@ def advance_clock() -> ResponseReturnValue:
         return jsonify(offset=state.clock_offset)
 
 
+@control.put("/_emulator/token-lifetime")
+def set_token_lifetime() -> ResponseReturnValue:
+    """Access tokens issued from now on live ``{"seconds": n}`` (expiry tests); reset
+    restores Bitbucket's two hours."""
+    data = request.get_json(silent=True)
+    seconds = data.get("seconds") if isinstance(data, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise FaultError("seconds must be a positive whole number")
+    state = emulator_state()
+    with state.lock:
+        state.token_lifetime = seconds
+    return jsonify(seconds=seconds)
+
+
+@control.post("/_emulator/revoke/<path:who>")
+def revoke_tokens(who: str) -> ResponseReturnValue:
+    """Revoke every access and refresh token of the account ``who`` (uuid, id or username)."""
+    state = emulator_state()
+    account = state.config.find_account(who)
+    if account is None:
+        raise FaultError(f"there is no account {who!r}")
+    return jsonify(revoked=state.revoke(account.uuid))
+
+
 @control.after_app_request
 def log_request(response: Response) -> Response:
     """Log API and OAuth calls (never secret or token values)."""

@@ -63,6 +63,7 @@ class EmulatorState:
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self.clock_offset = 0.0
         self.on_reset: list[Callable[[], None]] = []  # what else the reset forgets
+        self.token_lifetime = TOKEN_LIFETIME
 
     def now(self) -> float:
         """The emulator's clock: wall time plus any offset set through /_emulator/clock."""
@@ -75,6 +76,7 @@ class EmulatorState:
                 store.clear()
             self.log.clear()
             self.clock_offset = 0.0
+            self.token_lifetime = TOKEN_LIFETIME
         self.faults.clear()
         for forget in self.on_reset:
             forget()
@@ -122,11 +124,22 @@ class EmulatorState:
             del self.refresh_tokens[form["refresh_token"]]
             return self._issue_tokens(consumer, old.account, "refresh_token")
 
+    def revoke(self, account: str) -> int:
+        """Drop every token of ``account`` (as when the person takes an app's access back);
+        how many there were."""
+        with self.lock:
+            dropped = 0
+            for store in (self.access_tokens, self.refresh_tokens):
+                for value in [v for v, token in store.items() if token.account == account]:
+                    del store[value]
+                    dropped += 1
+            return dropped
+
     def _issue_tokens(self, consumer: Consumer, account: str, grant_type: str) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self.now()
         self.access_tokens[access] = Token(
-            consumer.key, account, consumer.scopes, now + TOKEN_LIFETIME
+            consumer.key, account, consumer.scopes, now + self.token_lifetime
         )
         self.refresh_tokens[refresh] = Token(
             consumer.key, account, consumer.scopes, now + REFRESH_LIFETIME
@@ -134,7 +147,7 @@ class EmulatorState:
         return {
             "access_token": access,
             consumer.token_scope_field: " ".join(consumer.scopes),
-            "expires_in": TOKEN_LIFETIME,
+            "expires_in": self.token_lifetime,
             "token_type": "bearer",
             "state": grant_type,
             "refresh_token": refresh,

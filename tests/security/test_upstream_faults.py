@@ -34,7 +34,11 @@ from ..support import (
 )
 from .conftest import leaked, log_texts, secret_values
 
-TIMEOUT = 0.5
+# The hang fault waits this long for its 504. Only that case gets so short a deadline: under a
+# busy machine an emulator answer can itself take half a second, so every other case keeps
+# enough room that only the injected fault can fail the sign-in.
+HANG_TIMEOUT = 1.0
+TIMEOUT = 5.0
 POOL_PREFIX = "bitbucket-signin"  # the threads of the shared pool (at most 32 a process)
 POOL_SIZE = 16
 JSON = "application/json"
@@ -57,6 +61,10 @@ FAULTS: dict[str, tuple[dict[str, Any], int]] = {
         502,
     ),
     "truncated-json": ({"status": 200, "body": '{"access_token": "abc', "content_type": JSON}, 502),
+    "infinite-token-lifetime": (
+        {"status": 200, "body": '{"access_token": "abc", "expires_in": Infinity}'},
+        502,
+    ),
     "wrong-shape-list": ({"status": 200, "body": '["not", "an", "object"]'}, 502),
     "wrong-shape-object": ({"status": 200, "body": '{"values": "none", "uuid": 7}'}, 502),
     "html-error-page": ({"status": 502, "body": ERROR_PAGE, "content_type": HTML}, 502),
@@ -64,7 +72,6 @@ FAULTS: dict[str, tuple[dict[str, Any], int]] = {
 }
 ENDPOINTS = ("token", "user", "emails", "workspaces")
 EVERY_CALL = {
-    "BITBUCKET_TIMEOUT": TIMEOUT,
     "BITBUCKET_FETCH_EMAILS": True,
     "BITBUCKET_ALLOWED_WORKSPACES": ["acme"],
 }
@@ -108,13 +115,13 @@ class Served:
 
 @pytest.fixture
 def serve_app(make_app: Callable[..., Flask], bitbucket: EmulatorServer) -> Iterator[Any]:
-    """Serve apps with a short timeout, asking for both lists so that every endpoint is called
+    """Serve apps with the given timeout, asking for both lists so that every endpoint is called
     (and overrides); a healthy one is warmed up with a sign-in first, so that its pool threads
     and keep-alive connections count as baseline."""
     with ExitStack() as stack:
 
-        def start(**overrides: Any) -> Served:
-            app = make_app(**{**EVERY_CALL, **overrides})
+        def start(timeout: float = TIMEOUT, **overrides: Any) -> Served:
+            app = make_app(**{**EVERY_CALL, "BITBUCKET_TIMEOUT": timeout, **overrides})
             url = stack.enter_context(serve(app))
             if not overrides:
                 assert fresh_sign_in(url, bitbucket.url) == 200
@@ -152,12 +159,13 @@ def test_fault(
     endpoint: str,
     fault: str,
 ) -> None:
-    served = serve_app()
+    timeout = HANG_TIMEOUT if fault == "hang" else TIMEOUT
+    served = serve_app(timeout)
     injected, status = FAULTS[fault]
     set_fault(bitbucket.url, endpoint, times=1, **injected)
     began = time.monotonic()
     response = sign_in(http, served.url, bitbucket.url, JANE)
-    assert time.monotonic() - began < 4 * TIMEOUT + 1  # the timeout bounds the wait
+    assert time.monotonic() - began < 4 * timeout + 1  # the timeout bounds the wait
     clear_faults(bitbucket.url)  # wake a hanging emulator thread
     assert_clear_failure(response, status, http, served, bitbucket, logs)
     assert fresh_sign_in(served.url, bitbucket.url) == 200  # the next person is fine
