@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bitbucket_signin import prefork
+
 # Threads, not one process per request: a sign-in waiting on Bitbucket holds a thread, not the
 # whole worker, and the application's limit of waiting sign-ins is per process.
 worker_class = "gthread"
@@ -29,6 +31,17 @@ timeout = 60
 # On a restart or shutdown, a sign-in that is waiting on Bitbucket may finish: longer than
 # its deadline (BITBUCKET_CALLBACK_TIMEOUT, 20 s by default).
 graceful_timeout = 30
+
+
+# The master creates the app, so the catalog is read once for all workers, which share its
+# memory; when a catalog file changes, the master reads it again and replaces its workers
+# gracefully (as on SIGHUP), so no worker spends a moment on a reload
+# (bitbucket_signin/prefork.py). A change to the app's code needs a restart (or SIGUSR2).
+preload_app = True
+when_ready = prefork.when_ready
+on_reload = prefork.on_reload
+pre_fork = prefork.pre_fork
+post_fork = prefork.post_fork
 
 
 # Whom to believe about https: ProxyFix alone (the app's FLASK_PROXY_FIX), which counts the

@@ -35,12 +35,14 @@ def constant_app() -> Flask:
     return app
 
 
-def our_app() -> Flask:
-    """The production app (``wsgi.py``'s factory) with the same protected page, which also
-    names the worker that answered."""
+def our_app(name_workers: bool = False) -> Flask:
+    """The production app (``wsgi.py``'s factory) with the same protected page; with
+    ``name_workers``, each answer names the worker that served it (the constant app's
+    answers do not, so figure 1 leaves it out)."""
     app = create_app()
     app.add_url_rule("/protected", "protected", login_required(protected))
-    app.after_request(name_the_worker)
+    if name_workers:
+        app.after_request(name_the_worker)
     return app
 
 

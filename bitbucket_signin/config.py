@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONCURRENT_SIGN_INS": 32,
     "FETCH_EMAILS": "auto",
     "ALLOWED_WORKSPACES": [],
-    "CATALOG_CHECK_INTERVAL": 1.0,
+    "CATALOG_CHECK_INTERVAL": 0.25,  # a stat per file: cheap
     "CATALOG_MAX_BYTES": 256 * 1024 * 1024,
     "URL_PREFIX": "/api/auth/bitbucket",
     "SIGNIN_URL": "/signin",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the project into it; with --test also the test tools,
-# Chromium and redis-server.
+# Chromium, redis-server, npm and the pinned Backstage frontend packages (into a cache
+# outside the repository: tests/browser/frontend.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ if [ "${1:-}" = "--test" ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)          # the browser tests
   command -v redis-server >/dev/null || missing+=(redis-server)  # the session-store tests
+  command -v npm >/dev/null || missing+=(npm)                     # the real Backstage frontend
   if [ ${#missing[@]} -gt 0 ]; then
     echo "Installing ${missing[*]} from Debian's packages"
     sudo_cmd=""
@@ -21,6 +23,7 @@ if [ "${1:-}" = "--test" ]; then
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  .venv/bin/python -m tests.browser.frontend
 else
   .venv/bin/python -m pip install --quiet -e .
 fi

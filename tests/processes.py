@@ -56,14 +56,14 @@ def wait_until_up(
 @contextmanager
 def running(
     command: list[str], is_up: Callable[[], bool], env: Mapping[str, str] | None = None
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` until the block ends; ``is_up`` must say so first."""
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True
     )
     try:
         wait_until_up(is_up, process)
-        yield
+        yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -113,8 +113,22 @@ def gunicorn_app(
     """``gunicorn wsgi:app`` (or ``app``) with several workers on a free port; yields its URL.
 
     ``as_shipped``: no options but the workers and the address, the rest from the
-    repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory).
+    repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory; without
+    ``as_shipped`` too, where the options given override it).
     """
+    with gunicorn_master(environment, workers, as_shipped=as_shipped, app=app) as (url, _):
+        yield url
+
+
+@contextmanager
+def gunicorn_master(
+    environment: Mapping[str, str],
+    workers: int = 3,
+    *,
+    as_shipped: bool = False,
+    app: str = "wsgi:app",
+) -> Iterator[tuple[str, int]]:
+    """:func:`gunicorn_app`, yielding its URL and the process id of gunicorn's master."""
     url = f"http://127.0.0.1:{free_port()}"
     options = [] if as_shipped else ["--threads", "4", "--graceful-timeout", "5"]
     command = [
@@ -126,8 +140,8 @@ def gunicorn_app(
         *options,
         app,
     ]
-    with running(command, http_answers(f"{url}/signin"), environment):
-        yield url
+    with running(command, http_answers(f"{url}/signin"), environment) as master:
+        yield url, master.pid
 
 
 @contextmanager

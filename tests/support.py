@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import threading
 import time
@@ -371,6 +372,14 @@ def replace_file(path: Path, text: str) -> None:
 def readme() -> str:
     """The README's text, for tests that check it says what they prove."""
     return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def block_after(heading: str, language: str) -> str:
+    """The first ``language`` code block after ``heading`` in the README."""
+    text = readme().split(heading, 1)[1]
+    match = re.search(rf"```{language}\n(.*?)```", text, re.DOTALL)
+    assert match is not None
+    return match.group(1)
 
 
 def percentiles(seconds: list[float]) -> str:

@@ -845,6 +845,33 @@ def test_store_refuses_a_reload_that_loses_every_user(
     assert names(catalog_store.current()) == ["back"]
 
 
+def test_a_store_watched_from_elsewhere_reloads_only_when_told(
+    store: tuple[CatalogStore, FakeClock], people: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``watching`` off (gunicorn's master watches for the workers), ``current`` never
+    looks at the files; ``changed`` and ``reload`` do, and a broken edit keeps the last good
+    catalog there too."""
+    catalog_store, clock = store
+    catalog_store.watching = False
+    good = catalog_store.current()
+    assert not catalog_store.changed()
+    replace_file(people, yaml.safe_dump(user("j doe")))
+    clock.advance(60)
+    assert catalog_store.current() is good
+    assert catalog_store.changed()
+    assert catalog_store.reload() is False
+    assert catalog_store.current() is good
+    assert 'people.yaml: User "j doe" (document 1)' in caplog.text
+    assert not catalog_store.changed()  # that edit was read: nothing new to look at
+    replace_file(people, "")
+    assert catalog_store.reload() is False  # no users left: refused
+    replace_file(people, yaml.safe_dump(user("later")))
+    assert catalog_store.changed()
+    assert catalog_store.reload() is True
+    assert names(catalog_store.current()) == ["later"]
+    assert not catalog_store.changed()
+
+
 @pytest.mark.parametrize("change", ["delete", "directory"])
 def test_store_survives_a_vanished_file(
     store: tuple[CatalogStore, FakeClock],

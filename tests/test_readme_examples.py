@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from flask import Flask
 from bitbucket_signin import BitbucketSignIn
 from bitbucket_signin.emulator import EmulatorServer
 
-from .support import JANE, SECRET_KEY, VAL, readme, serve, sign_in
+from .support import JANE, SECRET_KEY, VAL, block_after, serve, sign_in
 
 YOURAPP = """\
 from flask import Flask
@@ -29,14 +28,6 @@ def create_app():
     BitbucketSignIn(app)
     return app
 """
-
-
-def block_after(heading: str, language: str) -> str:
-    """The first ``language`` code block after ``heading`` in the README."""
-    text = readme().split(heading, 1)[1]
-    match = re.search(rf"```{language}\n(.*?)```", text, re.DOTALL)
-    assert match is not None
-    return match.group(1)
 
 
 def test_the_wsgi_py_of_the_readme_says_one_line_and_exits_1(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +44,17 @@ class GroupEntity(Entity):
     members: tuple[str, ...] = ()
 
 
+# One user, or the users (two or more) that share a key: most keys name one person, and a
+# hundred thousand one-user tuples would take 5 MB.
+_Found = UserEntity | tuple[UserEntity, ...]
+
+
 class Catalog:
-    """The users and groups of one load, indexed for constant-time lookups. Read-only."""
+    """The users and groups of one load, indexed for constant-time lookups. Read-only.
+
+    The indexes hold what lookups ask for and nothing else; ownership refs are put together
+    when a user is first asked about (most people of a large catalog never are in a worker).
+    """
 
     __slots__ = (
         "_by_annotation",
@@ -72,16 +80,17 @@ class Catalog:
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self._by_ref = {user.ref: user for user in self.users}
-        self._ownership = {user.ref: _ownership(user) for user in self.users}
-        by_annotation: defaultdict[tuple[str, str], list[UserEntity]] = defaultdict(list)
-        by_email: defaultdict[str, list[UserEntity]] = defaultdict(list)
+        self._ownership: dict[str, tuple[str, ...]] = {}
+        self._by_annotation: dict[str, dict[str, _Found]] = {}
+        self._by_email: dict[str, _Found] = {}
         for user in self.users:
             for key, value in user.annotations.items():
-                by_annotation[key, annotation_value_key(key, value)].append(user)
+                values = self._by_annotation.get(key)
+                if values is None:
+                    values = self._by_annotation[key] = {}
+                _add(values, annotation_value_key(key, value), user)
             if user.email and (address := email_key(user.email)) is not None:
-                by_email[address].append(user)
-        self._by_annotation = {key: tuple(found) for key, found in by_annotation.items()}
-        self._by_email = {key: tuple(found) for key, found in by_email.items()}
+                _add(self._by_email, address, user)
 
     def user_by_ref(self, ref: str) -> UserEntity | None:
         """The user with this full ref (``user:namespace/name``), ASCII case-insensitive."""
@@ -93,17 +102,31 @@ class Catalog:
 
     def users_by_annotation(self, key: str, value: str) -> tuple[UserEntity, ...]:
         """The users whose annotation ``key`` has this value (see :func:`annotation_value_key`)."""
-        return self._by_annotation.get((key, annotation_value_key(key, value)), ())
+        values = self._by_annotation.get(key)
+        return () if values is None else _found(values.get(annotation_value_key(key, value)))
 
     def users_by_email(self, email: str) -> tuple[UserEntity, ...]:
         """The users whose ``spec.profile.email`` has this address's :func:`email_key`."""
         key = email_key(email)
-        return () if key is None else self._by_email.get(key, ())
+        return () if key is None else _found(self._by_email.get(key))
 
     def ownership_refs(self, user: UserEntity) -> tuple[str, ...]:
         """The user's own ref and the refs of all its groups, sorted."""
-        return self._ownership.get(user.ref) or _ownership(user)
+        refs = self._ownership.get(user.ref)
+        if refs is None:
+            refs = tuple(sorted({user.ref, *user.member_of}))
+            if self._by_ref.get(user.ref) is user:
+                self._ownership[user.ref] = refs  # two threads at once: both store the same
+        return refs
 
 
-def _ownership(user: UserEntity) -> tuple[str, ...]:
-    return tuple(sorted({user.ref, *user.member_of}))
+def _add(index: dict[str, _Found], key: str, user: UserEntity) -> None:
+    found = index.setdefault(key, user)
+    if found is not user:
+        index[key] = (*found, user) if isinstance(found, tuple) else (found, user)
+
+
+def _found(found: _Found | None) -> tuple[UserEntity, ...]:
+    if found is None:
+        return ()
+    return found if isinstance(found, tuple) else (found,)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import DEFAULTS
 from ..errors import CatalogError
 from .bitbucket import BitbucketAnnotations
 from .loader import DEFAULT_MAX_BYTES, Loader, Stamp
@@ -20,6 +21,7 @@ from .model import Catalog
 LOGGER_NAME = "bitbucket_signin.catalog"
 BACKGROUND_PAUSE_EVERY = 100  # entities (about half a millisecond of loading)
 BITBUCKET_RULES = BitbucketAnnotations()
+DEFAULT_CHECK_INTERVAL: float = DEFAULTS["CATALOG_CHECK_INTERVAL"]
 
 
 def load_catalog(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Catalog:
@@ -39,13 +41,17 @@ class CatalogStore:
 
     A reload that fails keeps the last good catalog and logs the error once. ``clock`` (seconds)
     paces the checks and times the loads.
+
+    When something else watches the files (gunicorn's master, :mod:`bitbucket_signin.prefork`),
+    ``watching`` is ``False``: :meth:`current` never looks at the files, and that watcher
+    calls :meth:`changed` and :meth:`reload`.
     """
 
     def __init__(
         self,
         path: str | Path,
         *,
-        check_interval: float = 1.0,
+        check_interval: float = DEFAULT_CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -65,6 +71,7 @@ class CatalogStore:
         self._stamps: dict[Path, Stamp] = {}
         self._next_check = 0.0
         self._load_seconds = 0.0
+        self.watching = True
 
     def load(self) -> Catalog:
         """Load the catalog now; raises :class:`CatalogError` (start-up must fail)."""
@@ -76,7 +83,11 @@ class CatalogStore:
         catalog = self._catalog
         if catalog is None:
             raise RuntimeError("CatalogStore.load() must be called first")
-        if self._clock() < self._next_check or not self._lock.acquire(blocking=False):
+        if (
+            not self.watching
+            or self._clock() < self._next_check
+            or not self._lock.acquire(blocking=False)
+        ):
             return catalog
         if not self._changed():
             self._lock.release()
@@ -93,6 +104,18 @@ class CatalogStore:
         self._reload_and_release(background=False)
         return self._catalog or catalog
 
+    def changed(self) -> bool:
+        """Whether a file of the catalog changed since the last load (a ``stat`` per file)."""
+        return any(_stamp(path) != seen for path, seen in self._stamps.items())
+
+    def reload(self) -> bool:
+        """Reload now, in this thread; ``True`` when a new catalog is in place. A failure keeps
+        the previous catalog and is logged, as when :meth:`current` reloads."""
+        self._lock.acquire()
+        previous = self._catalog
+        self._reload_and_release(background=False)
+        return self._catalog is not previous
+
     def wait_for_reload(self, timeout: float | None = None) -> bool:
         """Wait until no background reload runs; ``False`` if one still does after ``timeout``."""
         return self._no_background_reload.wait(timeout)
@@ -102,7 +125,7 @@ class CatalogStore:
         if self._clock() < self._next_check:
             return False
         self._next_check = self._clock() + self.check_interval
-        return any(_stamp(path) != seen for path, seen in self._stamps.items())
+        return self.changed()
 
     def _reload_and_release(self, background: bool) -> None:
         """Reload (the lock is held), log a failure, and release the lock."""

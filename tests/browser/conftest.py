@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ..processes import app_environment, emulator_process, gunicorn_app
-from ..support import DATA, clear_faults
+from ..support import DATA, clear_faults, serve
+from .frontend import bundle
 from .pages import SCREENSHOTS, WAIT_MS, origin
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,6 +94,48 @@ def app_url(emulator_url: str) -> Iterator[str]:
 def impatient_app_url(emulator_url: str) -> Iterator[str]:
     """The same app giving up on Bitbucket after one second."""
     yield from themed_gunicorn(emulator_url, TIMEOUT="1")
+
+
+@pytest.fixture(scope="session")
+def backstage_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Backstage test page: ``@backstage/core-app-api``'s ``BitbucketAuth``, bundled."""
+    return bundle(tmp_path_factory.mktemp("backstage-page"))
+
+
+def _static_site(directory: Path) -> Flask:
+    site = Flask(__name__, static_folder=directory, static_url_path="")
+    site.add_url_rule("/", "index", lambda: site.send_static_file("index.html"))
+    return site
+
+
+@pytest.fixture(scope="session")
+def frontend_url(backstage_page: Path) -> Iterator[str]:
+    """The Backstage app's origin, allowed by :func:`backstage_app_url`."""
+    with serve(_static_site(backstage_page)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def foreign_frontend_url(backstage_page: Path) -> Iterator[str]:
+    """The same Backstage app on an origin that is not allowed."""
+    with serve(_static_site(backstage_page)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def cross_site_frontend_url(frontend_url: str) -> str:
+    """The Backstage app's server by another name: an allowed origin on another site."""
+    return frontend_url.replace("//127.0.0.1:", "//localhost:")
+
+
+@pytest.fixture(scope="session")
+def backstage_app_url(
+    emulator_url: str, frontend_url: str, cross_site_frontend_url: str
+) -> Iterator[str]:
+    """The app as the auth backend of the Backstage app at :func:`frontend_url` (and
+    :func:`cross_site_frontend_url`)."""
+    origins = f"{frontend_url},{cross_site_frontend_url}"
+    yield from themed_gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins)
 
 
 @pytest.fixture(scope="session")
