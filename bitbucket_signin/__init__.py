@@ -1,4 +1,5 @@
-"""Sign in with Bitbucket Cloud for Flask, with people from a Backstage-style catalog."""
+"""Sign in with Bitbucket (Cloud, Data Center or both) for Flask, with people from a
+Backstage-style catalog."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .app_extension import get_extension
 from .errors import CatalogError, ConfigError, ConflictError, NotFoundError, SignInError
 from .extension import BitbucketSignIn
 from .profile import BitbucketProfile
+from .server_profile import ServerProfile
 from .session import CatalogUser
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "NotFoundError",
+    "ServerProfile",
     "SignInError",
     "__version__",
     "get_extension",

@@ -6,6 +6,7 @@ The views, the CLI and the session find what the extension keeps for the current
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Flask, current_app, session
 from flask_login import LoginManager
@@ -18,11 +19,11 @@ from .config import Settings
 from .errors import CatalogConfigError, CatalogError, ConfigError, SignInError, TokensNotKeptError
 from .identity_token import load_signing_keys
 from .metrics import Metrics
-from .oauth import bitbucket_oauth_app
 from .person_client import PersonClient
-from .profile import BitbucketProfile, workspace_refusal
+from .profile import BitbucketProfile
+from .providers import CLOUD, Provider, cloud_provider, server_provider
 from .redis_sessions import RedisSessions
-from .resolvers import CatalogResolver, Identity, Resolver, build_chain, resolve
+from .resolvers import CatalogResolver, Identity, Resolver, build_chain
 from .tokens import TokenStore
 from .waiting import SignInLimit
 
@@ -30,14 +31,14 @@ EXTENSION_NAME = "bitbucket_signin"  # our key in app.extensions
 
 
 class AppExtension:
-    """What the extension keeps per app, in ``app.extensions["bitbucket_signin"]``."""
+    """What the extension keeps per app, in ``app.extensions["bitbucket_signin"]``.
+
+    ``providers``: Bitbucket Cloud and/or Data Center by name (``bitbucket``,
+    ``bitbucketServer``), in the order the sign-in page shows them.
+    """
 
     def __init__(self, app: Flask, settings: Settings) -> None:
         self.settings = settings
-        try:
-            self.resolvers: tuple[Resolver, ...] = build_chain(settings.resolvers)
-        except ConfigError as error:
-            raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
         self.catalog_store = CatalogStore(
             settings.catalog_path,
             check_interval=settings.catalog_check_interval,
@@ -53,16 +54,14 @@ class AppExtension:
                 f"BITBUCKET_CATALOG: {no_users(settings.catalog_path)}", settings.catalog_path
             )
         user_agent = f"bitbucket-signin/{__version__}"
-        self.client = BitbucketClient(
-            settings.api_base_url,
-            timeout=settings.timeout,
-            max_body_bytes=settings.max_response_bytes,
-            user_agent=user_agent,
-            emails=_fetches_emails(settings, self.resolvers),
-            workspaces=bool(settings.allowed_workspaces),
-        )
+        self.providers: dict[str, Provider[Any]] = {}
+        if settings.client_id is not None:
+            label = "Bitbucket Cloud" if settings.server is not None else "Bitbucket"
+            self.providers[CLOUD] = _cloud(settings, user_agent, label)
+        if settings.server is not None:
+            server = server_provider(settings, settings.server, user_agent)
+            self.providers[server.name] = server
         self.sign_in_limit = SignInLimit(settings.max_concurrent_sign_ins)
-        self.oauth_app = bitbucket_oauth_app(settings, user_agent)
         self.user_agent = user_agent
         secret = app.secret_key
         self.signing_keys = load_signing_keys(
@@ -75,12 +74,17 @@ class AppExtension:
         self.tokens: TokenStore | None = None  # BITBUCKET_KEEP_TOKENS
         self.metrics: Metrics | None = None
 
+    def provider(self, name: str) -> Provider[Any]:
+        """The configured provider ``name``; a ``SignInError`` (404) when it is not on."""
+        provider = self.providers.get(name)
+        if provider is None:
+            raise SignInError(f"Sign-in with {name} is not set up on this site.", status=404)
+        return provider
+
     def resolve(self, profile: BitbucketProfile) -> Identity:
-        """The catalog identity of ``profile`` now; raises a ``SignInError`` when there is none."""
-        refusal = workspace_refusal(profile, self.settings.allowed_workspaces)
-        if refusal is not None:
-            raise SignInError(refusal, status=403, reason="WorkspaceNotAllowed")
-        return resolve(self.resolvers, profile, self.catalog_store.current())
+        """The catalog identity of a Bitbucket Cloud ``profile`` now; raises a ``SignInError``
+        when there is none."""
+        return self.provider(CLOUD).resolve(profile, self.catalog_store.current())
 
     def person_client(self, person: str) -> PersonClient:
         """Bitbucket's API as ``person`` (a uuid), signed in with this request's session."""
@@ -97,6 +101,23 @@ class AppExtension:
         if self.redis_sessions is None:
             raise RuntimeError("sign_out_everywhere needs BITBUCKET_SESSION_REDIS_URL")
         return self.redis_sessions.sign_out_everywhere(person)
+
+
+def _cloud(settings: Settings, user_agent: str, label: str) -> Provider[BitbucketProfile]:
+    """Bitbucket Cloud: its resolvers, and a client that asks only for what they need."""
+    try:
+        resolvers: tuple[Resolver, ...] = build_chain(settings.resolvers)
+    except ConfigError as error:
+        raise ConfigError(f"BITBUCKET_SIGNIN_RESOLVERS: {error}") from None
+    client = BitbucketClient(
+        settings.api_base_url,
+        timeout=settings.timeout,
+        max_body_bytes=settings.max_response_bytes,
+        user_agent=user_agent,
+        emails=_fetches_emails(settings, resolvers),
+        workspaces=bool(settings.allowed_workspaces),
+    )
+    return cloud_provider(settings, resolvers, client, user_agent, label)
 
 
 def _fetches_emails(settings: Settings, chain: tuple[Resolver, ...]) -> bool:

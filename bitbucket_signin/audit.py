@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, request
 
 from .errors import SignInError
-from .profile import BitbucketProfile
+from .profile import BitbucketProfile, Profile
 from .signals import (
     RATE_LIMITED_REASON,
     REFUSED,
@@ -57,7 +57,7 @@ def install_audit(app: Flask) -> None:
         *,
         error: SignInError,
         flow: str,
-        profile: BitbucketProfile | None = None,
+        profile: Profile | None = None,
         **extra: Any,
     ) -> None:
         outcome, reason = outcome_of(error)
@@ -86,16 +86,19 @@ def _write(
     outcome: str,
     reason: str,
     flow: str | None,
-    profile: BitbucketProfile | None,
+    profile: Profile | None,
     resolver: str | None = None,
     entity_ref: str | None = None,
 ) -> None:
+    cloud = profile if isinstance(profile, BitbucketProfile) else None
     record = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "outcome": outcome,
         "reason": reason,
-        "uuid": profile.uuid if profile else None,
-        "account_id": profile.account_id if profile else None,
+        "provider": profile.provider if profile else None,
+        "user_id": profile.user_id if profile else None,
+        "uuid": cloud.uuid if cloud else None,
+        "account_id": cloud.account_id if cloud else None,
         "resolver": resolver,
         "entity_ref": entity_ref,
         "client_address": request.remote_addr,

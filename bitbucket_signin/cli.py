@@ -22,8 +22,10 @@ from .catalog.loader import DEFAULT_MAX_BYTES
 from .catalog.store import BITBUCKET_RULES, LOGGER_NAME
 from .errors import CatalogConfigError, ConfigError
 from .identity_keys import email_key
-from .profile import BitbucketProfile, braced_uuid
+from .profile import BitbucketProfile, Profile, braced_uuid
+from .providers import CLOUD, DATA_CENTER
 from .resolvers import explain
+from .server_profile import ServerProfile
 
 API_VERSION = "backstage.io/v1alpha1"
 
@@ -103,8 +105,30 @@ def resolve_command(
         username=username,
         email=email,
     )
+    _explain(CLOUD, profile)
+
+
+@cli.command("resolve-server")
+@click.option("--id", "user_id", type=int, required=True, help="The Data Center user id.")
+@click.option("--name", required=True, help="The login name (what whoami says).")
+@click.option("--slug", required=True, help="The user slug (jane@example.com: jane_example.com).")
+@click.option("--email", help="The account's email address.")
+@with_appcontext
+def resolve_server_command(user_id: int, name: str, slug: str, email: str | None) -> None:
+    """Explain each Bitbucket Data Center resolver's step for an account, as ``resolve``."""
+    _explain(
+        DATA_CENTER, ServerProfile(id=user_id, name=name, slug=slug, display_name="", email=email)
+    )
+
+
+def _explain(provider: str, profile: Profile) -> None:
+    """Each resolver's step of ``provider`` for ``profile``, and whom it signs in as (or why
+    nobody matched and what would fix it: exit 1)."""
     extension = _extension(current_app)
-    explanation = explain(extension.resolvers, profile, extension.catalog_store.current())
+    chain = extension.providers.get(provider)
+    if chain is None:
+        raise click.ClickException(f"the app does not sign in with {provider}")
+    explanation = explain(chain.resolvers, profile, extension.catalog_store.current())
     for number, step in enumerate(explanation.steps, start=1):
         click.echo(f"{number}. {step.resolver}")
         click.echo(f"   looked for: {step.looked_for}")

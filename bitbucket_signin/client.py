@@ -19,7 +19,7 @@ import requests
 from .errors import UpstreamError
 from .profile import BitbucketProfile, profile_from_api
 from .redirects import origin
-from .transport import BodyTooLargeError, BoundedAdapter, RedirectRefusedError
+from .transport import BodyTooLargeError, ProcessSessions, RedirectRefusedError
 from .waiting import Deadline, too_late
 
 logger = logging.getLogger(__name__)
@@ -106,16 +106,20 @@ class BitbucketClient:
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self.user_agent = user_agent
+        self._sessions = ProcessSessions(
+            timeout=timeout,
+            max_body_bytes=max_body_bytes,
+            user_agent=user_agent,
+            pool_size=POOL_SIZE,
+        )
         self.listings = tuple(
             listing for listing, wanted in ((EMAILS, emails), (WORKSPACES, workspaces)) if wanted
         )
         self._origin = origin(self.api_base_url)
-        self._lock = threading.Lock()
-        self._session_of_pid: tuple[int, requests.Session] | None = None
 
     def fetch_profile(self, access_token: str, deadline: Deadline) -> BitbucketProfile:
         """Ask Bitbucket who ``access_token`` belongs to; raises :class:`UpstreamError`."""
-        session, pool = self._session(), _thread_pool()
+        session, pool = self._sessions.get(), _thread_pool()
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         pending = {
             listing: pool.submit(self._get_all_pages, session, listing, headers, deadline)
@@ -134,23 +138,6 @@ class BitbucketClient:
             return profile_from_api(user, lists.get(EMAILS) or [], lists.get(WORKSPACES))
         except (ValueError, TypeError, AttributeError) as error:
             raise UpstreamError(f"Bitbucket sent an unexpected profile ({error}).") from None
-
-    def _session(self) -> requests.Session:
-        """This process's keep-alive connections (sockets do not survive a fork)."""
-        with self._lock:
-            if self._session_of_pid is None or self._session_of_pid[0] != os.getpid():
-                session = requests.Session()
-                adapter = BoundedAdapter(
-                    timeout=self.timeout,
-                    max_body_bytes=self.max_body_bytes,
-                    pool_connections=4,
-                    pool_maxsize=POOL_SIZE,
-                )
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                session.headers["User-Agent"] = self.user_agent
-                self._session_of_pid = (os.getpid(), session)
-            return self._session_of_pid[1]
 
     def _get_json(
         self,

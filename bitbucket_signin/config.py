@@ -44,8 +44,18 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("CLIENT_ID", None, "The OAuth consumer's key.", required=True),
-    Setting("CLIENT_SECRET", None, "The OAuth consumer's secret.", required=True),
+    Setting(
+        "CLIENT_ID",
+        None,
+        "Bitbucket Cloud's OAuth consumer key: sets Cloud sign-in on.",
+        default_doc="none: Cloud is off, and `BITBUCKET_SERVER_URL` must be set",
+    ),
+    Setting(
+        "CLIENT_SECRET",
+        None,
+        "The OAuth consumer's secret.",
+        default_doc="required with `BITBUCKET_CLIENT_ID`",
+    ),
     Setting(
         "CATALOG",
         None,
@@ -278,8 +288,89 @@ SETTINGS: tuple[Setting, ...] = (
         "Paths of PEM public keys (or private keys: only the public half is used) of earlier "
         "signing keys, still published so that tokens they signed verify until they expire.",
     ),
+    Setting(
+        "SERVER_URL",
+        None,
+        "Bitbucket Data Center's base URL as browsers see it, with any context path "
+        "(`https://git.example.com/bitbucket`): sets Data Center sign-in on.",
+        default_doc="none: Data Center is off",
+    ),
+    Setting(
+        "SERVER_API_URL",
+        None,
+        "Where this server reaches Data Center, when that differs from `BITBUCKET_SERVER_URL`.",
+        default_doc="`BITBUCKET_SERVER_URL`",
+    ),
+    Setting(
+        "SERVER_CLIENT_ID",
+        None,
+        "The Data Center application link's client id.",
+        default_doc="required with `BITBUCKET_SERVER_URL`",
+    ),
+    Setting(
+        "SERVER_CLIENT_SECRET",
+        None,
+        "The application link's client secret.",
+        default_doc="required with `BITBUCKET_SERVER_URL`",
+    ),
+    Setting(
+        "SERVER_CALLBACK_URL",
+        None,
+        "Data Center's `redirect_uri`: its path must end in `BITBUCKET_SERVER_URL_PREFIX` + "
+        "`/handler/frame`.",
+        default_doc="derived from the request, as for `BITBUCKET_CALLBACK_URL`",
+    ),
+    Setting(
+        "SERVER_SIGNIN_RESOLVERS",
+        ["userIdMatchingUserEntityAnnotation"],
+        "Data Center's resolvers, tried in order (see the Data Center page).",
+    ),
+    Setting(
+        "SERVER_SCOPES",
+        [],
+        "Data Center scopes to ask for: `PUBLIC_REPOS`, `REPO_READ`, `REPO_WRITE`, "
+        "`REPO_ADMIN`, `PROJECT_ADMIN`, `ACCOUNT_WRITE`, `ADMIN_WRITE`, `SYSTEM_ADMIN` "
+        "(anything else stops start-up); sign-in needs none.",
+        default_doc="none: public repositories only",
+    ),
+    Setting(
+        "SERVER_SESSION_DURATION",
+        None,
+        "The absolute lifetime of a Data Center sign-in (as `BITBUCKET_SESSION_DURATION`).",
+        default_doc="until the browser session ends",
+    ),
+    Setting(
+        "SERVER_NAME",
+        None,
+        "The Data Center button's label.",
+        default_doc="the instance's host name",
+    ),
+    Setting(
+        "SERVER_URL_PREFIX",
+        "/api/auth/bitbucketServer",
+        "Where Data Center's routes live (rules as for `BITBUCKET_URL_PREFIX`).",
+    ),
 )
 DEFAULTS: dict[str, Any] = {item.name: item.default for item in SETTINGS if not item.required}
+
+# Confirmed in peers' code, and (the last three) by analogy; no scope at all is public repos.
+SERVER_SCOPES = frozenset(
+    {
+        "PUBLIC_REPOS",
+        "REPO_READ",
+        "REPO_WRITE",
+        "REPO_ADMIN",
+        "PROJECT_ADMIN",
+        "ACCOUNT_WRITE",
+        "ADMIN_WRITE",
+        "SYSTEM_ADMIN",
+    }
+)
+CLOUD_HOST = "bitbucket.org"
+NO_PROVIDER = (
+    f"Neither {PREFIX}CLIENT_ID (Bitbucket Cloud) nor {PREFIX}SERVER_URL "
+    "(Bitbucket Data Center) is set: set one, or both"
+)
 
 MIN_SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_DISTINCT = 8
@@ -336,6 +427,10 @@ ROUTE_OWNERS: dict[str, tuple[str | None, str]] = {
     "refresh": ("URL_PREFIX", "the profile refresh"),
     "logout": ("URL_PREFIX", "sign-out"),
     "logout_everywhere": ("URL_PREFIX", "sign-out everywhere"),
+    "server_start": ("SERVER_URL_PREFIX", "the Data Center sign-in start"),
+    "server_callback": ("SERVER_URL_PREFIX", "the Data Center callback"),
+    "server_refresh": ("SERVER_URL_PREFIX", "the Data Center profile refresh"),
+    "server_logout": ("SERVER_URL_PREFIX", "the Data Center sign-out"),
     "jwks": ("URL_PREFIX", "the identity token's public keys (one level above it)"),
     "openid_configuration": ("URL_PREFIX", "the issuer's discovery document (one level above it)"),
     "signin": ("SIGNIN_URL", "the sign-in page"),
@@ -373,11 +468,45 @@ _DURATION_UNITS = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The extension's configuration, validated."""
+class ServerSettings:
+    """Bitbucket Data Center's settings (``BITBUCKET_SERVER_…``), validated.
 
+    ``url`` is the instance as browsers see it, with any context path; ``api_url`` where
+    this server reaches it (the same unless ``BITBUCKET_SERVER_API_URL`` says otherwise).
+    """
+
+    url: str
+    api_url: str
     client_id: str
     client_secret: str = field(repr=False)
+    callback_url: str | None
+    resolvers: tuple[Any, ...]
+    scopes: tuple[str, ...]
+    session_duration: timedelta | None
+    name: str
+    url_prefix: str
+
+    @property
+    def authorize_url(self) -> str:
+        return self.url + "/rest/oauth2/latest/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return self.api_url + "/rest/oauth2/latest/token"
+
+    @property
+    def host(self) -> str:
+        """The instance's host name, lower case, without a port: its annotations' prefix."""
+        return ascii_lower(urlsplit(self.url).hostname or "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The extension's configuration, validated. Bitbucket Cloud is on when ``client_id`` is
+    set, Data Center when ``server`` is; at least one of the two is."""
+
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
     catalog_path: Path
     resolvers: tuple[Any, ...]
     authorize_url: str
@@ -417,6 +546,7 @@ class Settings:
     token_ownership_claim: bool
     signing_key: Path | None
     previous_public_keys: tuple[Path, ...]
+    server: ServerSettings | None = None
 
 
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -432,17 +562,32 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
                 values[key] = value
                 names[key] = f"{PREFIX}{key} (from {PREFIX}APP_CONFIG)"
 
+    cloud = _is_set(values["CLIENT_ID"])
+    if not cloud and not _is_set(values["SERVER_URL"]):
+        raise ConfigError(NO_PROVIDER)
+    if not _is_set(values["SERVER_URL"]):
+        for key in (
+            "SERVER_CLIENT_ID",
+            "SERVER_CLIENT_SECRET",
+            "SERVER_API_URL",
+            "SERVER_CALLBACK_URL",
+        ):
+            if _is_set(values[key]):
+                raise ConfigError(
+                    f"{names[key]} is set, but {PREFIX}SERVER_URL is not: set it to sign in "
+                    "with Bitbucket Data Center"
+                )
     url_prefix = _path(values, "URL_PREFIX")
     app_base_url = _url(values, "APP_BASE_URL", names) if values["APP_BASE_URL"] else None
     settings = Settings(
-        client_id=_required_text(values, "CLIENT_ID"),
-        client_secret=_required_text(values, "CLIENT_SECRET"),
+        client_id=_required_text(values, "CLIENT_ID") if cloud else None,
+        client_secret=_required_text(values, "CLIENT_SECRET") if cloud else None,
         catalog_path=_catalog_path(values),
         resolvers=tuple(_resolver_list(values["SIGNIN_RESOLVERS"])),
         authorize_url=_url(values, "AUTHORIZE_URL", names),
         token_url=_url(values, "TOKEN_URL", names),
         api_base_url=_url(values, "API_BASE_URL", names).rstrip("/"),
-        callback_url=_callback_url(values, names, url_prefix),
+        callback_url=_callback_url(values, names, url_prefix, "CALLBACK_URL"),
         scopes=tuple(_text_list(values["SCOPES"], "SCOPES", separators=r"[\s,|]+")),
         session_duration=parse_duration(values["SESSION_DURATION"], PREFIX + "SESSION_DURATION"),
         session_idle_timeout=_required_duration(values, "SESSION_IDLE_TIMEOUT"),
@@ -484,10 +629,59 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
             _file(path, "PREVIOUS_PUBLIC_KEYS")
             for path in _text_list(values["PREVIOUS_PUBLIC_KEYS"], "PREVIOUS_PUBLIC_KEYS")
         ),
+        server=_server_settings(values, names) if _is_set(values["SERVER_URL"]) else None,
     )
     refuse_taken_paths(settings, app_rules=())
     _check_kept_tokens(settings)
     return settings
+
+
+def _is_set(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _server_settings(values: Mapping[str, Any], names: Mapping[str, str]) -> ServerSettings:
+    """Data Center's settings; ``BITBUCKET_SERVER_URL`` is set."""
+    url = _base_url(values, "SERVER_URL", names)
+    if urlsplit(url).hostname in (CLOUD_HOST, f"api.{CLOUD_HOST}"):
+        raise ConfigError(
+            f"{names['SERVER_URL']}: {url!r} is Bitbucket Cloud: set {PREFIX}CLIENT_ID for it"
+        )
+    url_prefix = _path(values, "SERVER_URL_PREFIX")
+    api_url = _base_url(values, "SERVER_API_URL", names) if values["SERVER_API_URL"] else url
+    scopes = tuple(_text_list(values["SERVER_SCOPES"], "SERVER_SCOPES", separators=r"[\s,|]+"))
+    for scope in scopes:
+        if scope not in SERVER_SCOPES:
+            raise ConfigError(
+                f"{names['SERVER_SCOPES']}: {scope!r} is not a Data Center scope "
+                f"({', '.join(sorted(SERVER_SCOPES))})"
+            )
+    return ServerSettings(
+        url=url,
+        api_url=api_url,
+        client_id=_required_text(values, "SERVER_CLIENT_ID"),
+        client_secret=_required_text(values, "SERVER_CLIENT_SECRET"),
+        callback_url=_callback_url(values, names, url_prefix, "SERVER_CALLBACK_URL"),
+        resolvers=tuple(
+            _resolver_list(values["SERVER_SIGNIN_RESOLVERS"], "SERVER_SIGNIN_RESOLVERS")
+        ),
+        scopes=scopes,
+        session_duration=parse_duration(
+            values["SERVER_SESSION_DURATION"], names["SERVER_SESSION_DURATION"]
+        ),
+        name=str(values["SERVER_NAME"] or "").strip() or urlsplit(url).hostname or url,
+        url_prefix=url_prefix,
+    )
+
+
+def _base_url(values: Mapping[str, Any], name: str, names: Mapping[str, str]) -> str:
+    """An instance's base URL (with any context path), without a trailing slash, a query
+    or a fragment."""
+    url = _url(values, name, names).rstrip("/")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ConfigError(f"{names[name]}: {url!r} has a query or fragment: give the base URL")
+    return url
 
 
 def _check_kept_tokens(settings: Settings) -> None:
@@ -509,15 +703,20 @@ def route_paths(settings: Settings) -> dict[str, str]:
     paths = {
         "theme": f"{OWN_FILES_PATH}/theme.css",
         "static": f"{OWN_FILES_PATH}/static/<path:filename>",
-        "start": under_prefix(settings.url_prefix, "/start"),
-        "callback": under_prefix(settings.url_prefix, CALLBACK_ROUTE),
-        "refresh": under_prefix(settings.url_prefix, "/refresh"),
-        "logout": under_prefix(settings.url_prefix, "/logout"),
+        "logout": under_prefix(settings.url_prefix, "/logout"),  # whoever signed the person in
         "jwks": auth_base_path(settings.url_prefix) + "/.well-known/jwks.json",
         "openid_configuration": auth_base_path(settings.url_prefix)
         + "/.well-known/openid-configuration",
         "signin": settings.signin_url,
     }
+    if settings.client_id is not None:  # Bitbucket Cloud's own routes
+        paths["start"] = under_prefix(settings.url_prefix, "/start")
+        paths["callback"] = under_prefix(settings.url_prefix, CALLBACK_ROUTE)
+        paths["refresh"] = under_prefix(settings.url_prefix, "/refresh")
+    if settings.server is not None:
+        for route in ("start", "refresh", "logout"):
+            paths[f"server_{route}"] = under_prefix(settings.server.url_prefix, f"/{route}")
+        paths["server_callback"] = under_prefix(settings.server.url_prefix, CALLBACK_ROUTE)
     if settings.session_redis_url:
         paths["logout_everywhere"] = under_prefix(settings.url_prefix, "/logout/everywhere")
     if settings.health_path:
@@ -563,12 +762,34 @@ def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+# Backstage's provider blocks, and what each of their keys is called here.
+_APP_CONFIG_PROVIDERS = {
+    "bitbucket": {
+        "clientId": "CLIENT_ID",
+        "clientSecret": "CLIENT_SECRET",
+        "callbackUrl": "CALLBACK_URL",
+        "additionalScopes": "SCOPES",
+        "sessionDuration": "SESSION_DURATION",
+        "signIn": "SIGNIN_RESOLVERS",
+    },
+    "bitbucketServer": {
+        "host": "SERVER_URL",
+        "clientId": "SERVER_CLIENT_ID",
+        "clientSecret": "SERVER_CLIENT_SECRET",
+        "callbackUrl": "SERVER_CALLBACK_URL",
+        "sessionDuration": "SERVER_SESSION_DURATION",
+        "signIn": "SERVER_SIGNIN_RESOLVERS",
+    },
+}
+
+
 def read_app_config(
     path: str | os.PathLike[str], environ: Mapping[str, str], environment: str | None = None
 ) -> dict[str, Any]:
     """What a Backstage ``app-config.yaml`` says, as our setting names: the Bitbucket provider
-    block of ``environment`` (default: ``auth.environment``), ``app.baseUrl``, the extra
-    allowed origins and the identity token's settings."""
+    blocks (``bitbucket``, ``bitbucketServer`` or both) of ``environment`` (default:
+    ``auth.environment``), ``app.baseUrl``, the extra allowed origins and the identity
+    token's settings."""
     key = PREFIX + "APP_CONFIG"
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -578,19 +799,23 @@ def read_app_config(
     auth = _mapping(document, "auth", f"{key}: {path}")
     environment = environment or str(auth.get("environment", DEFAULTS["ENVIRONMENT"]))
     providers = _mapping(auth, "providers", f"{key}: {path}: auth")
-    bitbucket = _mapping(providers, "bitbucket", f"{key}: {path}: auth.providers")
-    block = _mapping(bitbucket, environment, f"{key}: {path}: auth.providers.bitbucket")
-    names = {
-        "clientId": "CLIENT_ID",
-        "clientSecret": "CLIENT_SECRET",
-        "callbackUrl": "CALLBACK_URL",
-        "additionalScopes": "SCOPES",
-        "sessionDuration": "SESSION_DURATION",
-    }
-    settings = {ours: block[theirs] for theirs, ours in names.items() if theirs in block}
-    sign_in = block.get("signIn")
-    if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
-        settings["SIGNIN_RESOLVERS"] = sign_in["resolvers"]
+    if not any(provider in providers for provider in _APP_CONFIG_PROVIDERS):
+        raise ConfigError(f"{key}: {path}: auth.providers: no 'bitbucket' section")
+    settings: dict[str, Any] = {}
+    for provider, names in _APP_CONFIG_PROVIDERS.items():
+        if provider not in providers:
+            continue
+        where = f"{key}: {path}: auth.providers.{provider}"
+        block = _mapping(_mapping(providers, provider, where), environment, where)
+        for theirs, ours in names.items():
+            if theirs == "signIn":
+                sign_in = block.get("signIn")
+                if isinstance(sign_in, Mapping) and "resolvers" in sign_in:
+                    settings[ours] = sign_in["resolvers"]
+            elif theirs == "host" and theirs in block:
+                settings[ours] = f"https://{block[theirs]}"  # Backstage's meaning of host
+            elif theirs in block:
+                settings[ours] = block[theirs]
     settings["ENVIRONMENT"] = environment
     app = document.get("app")
     if isinstance(app, Mapping) and app.get("baseUrl"):
@@ -823,20 +1048,21 @@ def _file(value: Any, name: str) -> Path:
 
 
 def _callback_url(
-    values: Mapping[str, Any], names: Mapping[str, str], url_prefix: str
+    values: Mapping[str, Any], names: Mapping[str, str], url_prefix: str, name: str
 ) -> str | None:
-    """The configured ``redirect_uri``: our callback route (after any prefix the app is
-    mounted under), without a fragment."""
-    if not values["CALLBACK_URL"]:
+    """The configured ``redirect_uri`` (setting ``name``): our callback route under
+    ``url_prefix`` (after any prefix the app is mounted under), without a fragment."""
+    if not values[name]:
         return None
-    url = _url(values, "CALLBACK_URL", names)
+    url = _url(values, name, names)
     route = under_prefix(url_prefix, CALLBACK_ROUTE)
+    prefix_setting = name.replace("CALLBACK_URL", "URL_PREFIX")
     if "#" in url:
-        raise ConfigError(f"{names['CALLBACK_URL']}: {url!r} has a fragment (#…): remove it")
+        raise ConfigError(f"{names[name]}: {url!r} has a fragment (#…): remove it")
     if not urlsplit(url).path.endswith(route):
         raise ConfigError(
-            f"{names['CALLBACK_URL']}: {url!r} is not the callback route: its path must end "
-            f"in {route} ({PREFIX}URL_PREFIX + {CALLBACK_ROUTE})"
+            f"{names[name]}: {url!r} is not the callback route: its path must end "
+            f"in {route} ({PREFIX}{prefix_setting} + {CALLBACK_ROUTE})"
         )
     return url
 
@@ -1021,18 +1247,18 @@ def _text_list(value: Any, name: str, separators: str = r"\s*,\s*") -> list[str]
     return list(value)
 
 
-def _resolver_list(value: Any) -> list[Any]:
+def _resolver_list(value: Any, name: str = "SIGNIN_RESOLVERS") -> list[Any]:
     """Resolver specs: names, ``{resolver: name, ...}`` mappings or callables; from the
     environment, a JSON list (of names or mappings) or comma-separated names."""
     if isinstance(value, str) and value.strip().startswith(("[", "{")):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: cannot read {value!r} as JSON") from None
+            raise ConfigError(f"{PREFIX}{name}: cannot read {value!r} as JSON") from None
     if isinstance(value, str):
-        return _text_list(value, "SIGNIN_RESOLVERS")
+        return _text_list(value, name)
     if callable(value) or isinstance(value, Mapping):
         return [value]
     if not isinstance(value, Sequence) or not value:
-        raise ConfigError(f"{PREFIX}SIGNIN_RESOLVERS: expected a list of resolvers, got {value!r}")
+        raise ConfigError(f"{PREFIX}{name}: expected a list of resolvers, got {value!r}")
     return list(value)

@@ -8,7 +8,7 @@ import reprlib
 from pathlib import Path
 from typing import Any
 
-from .profile import BitbucketProfile
+from .profile import Profile
 
 ONE_LINE_LIMIT = 300  # characters of another exception's message kept in one of ours
 
@@ -124,7 +124,7 @@ class UserNotInCatalogError(NotFoundError):
 
     def __init__(
         self,
-        profile: BitbucketProfile,
+        profile: Profile,
         attempts: tuple[tuple[str, str], ...],
         suggestion: str,
     ) -> None:

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -19,7 +19,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from .config import Settings
 from .errors import SignInError
 from .identity_token import SigningKeys
-from .oauth import requested_scopes
 from .redirects import bare_origin, url_origin
 from .session import CatalogUser
 
@@ -175,16 +174,17 @@ def client_auth_response(
     identity_token: str,
     expires_in: int,
     requested_scope: str,
-    settings: Settings,
+    provider_scopes: Iterable[str],
     access_token: str | None = None,
     access_token_expires_in: int | None = None,
 ) -> dict[str, Any]:
     """Backstage's ``ClientAuthResponse``: ``profile``, ``providerInfo`` and
     ``backstageIdentity``. ``accessToken`` is there only when given (kept tokens, exposing
     switched on), and ``providerInfo.expiresInSeconds`` is then its time left (the frontend
-    refreshes before it runs out); ``scope`` names every scope the frontend asked for."""
+    refreshes before it runs out); ``scope`` names the scopes asked of the provider that
+    signed the person in (``provider_scopes``) and every scope the frontend asked for."""
     scopes = dict.fromkeys(
-        (*requested_scopes(settings), *filter(None, _SCOPE_SEPARATORS.split(requested_scope)))
+        (*provider_scopes, *filter(None, _SCOPE_SEPARATORS.split(requested_scope)))
     )
     provider_info: dict[str, Any] = {"scope": " ".join(scopes), "expiresInSeconds": expires_in}
     if access_token is not None:

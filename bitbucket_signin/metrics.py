@@ -8,6 +8,7 @@ values there and any worker's answer adds them all up (prometheus-client's multi
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from typing import Any
@@ -27,15 +28,20 @@ except ImportError:  # pragma: no cover - the metrics extra is not installed
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _CALLBACK_STARTED = "_bitbucket_callback_started"
+CALLBACK_ENDPOINTS = frozenset({"bitbucket_signin.callback", "bitbucket_signin.server_callback"})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Each call to Bitbucket is labelled by what it is, told by how its URL path ends, and never
 # by the path itself: next-page links come from Bitbucket's answers, and each new label
 # value would be a new series for as long as the process lives.
+# Bitbucket Data Center's calls: the token, whoami, the user search, and one user by slug (our
+# client quotes the slug into one path segment, so any slug is one ``user`` call).
 CALL_KINDS = (
-    ("token", "/access_token"),
-    ("emails", "/user/emails"),
-    ("workspaces", "/user/workspaces"),
-    ("user", "/user"),
+    ("token", re.compile(r"/access_token$|/rest/oauth2/latest/token$")),
+    ("emails", re.compile(r"/user/emails$")),
+    ("workspaces", re.compile(r"/user/workspaces$")),
+    ("user", re.compile(r"/user$|/rest/api/latest/users/[^/]+$")),
+    ("whoami", re.compile(r"/plugins/servlet/applinks/whoami$")),
+    ("user search", re.compile(r"/rest/api/latest/users$")),
 )
 OTHER_CALL = "other"
 
@@ -61,7 +67,7 @@ class Metrics:
         self.bitbucket_call_seconds = prometheus_client.Histogram(
             "bitbucket_signin_bitbucket_call_seconds",
             "Time of each call to Bitbucket (the whole call, body included), by kind: "
-            "token, user, emails, workspaces or other.",
+            "token, user, emails, workspaces, whoami, user search (Data Center) or other.",
             ["call"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
@@ -102,7 +108,7 @@ class Metrics:
 
 def call_kind(path: str) -> str:
     """What a call to the URL path ``path`` is: a kind of :data:`CALL_KINDS`, else ``other``."""
-    return next((kind for kind, ending in CALL_KINDS if path.endswith(ending)), OTHER_CALL)
+    return next((kind for kind, ending in CALL_KINDS if ending.search(path)), OTHER_CALL)
 
 
 _lock = threading.Lock()
@@ -144,7 +150,7 @@ def install_metrics(app: Flask, path: str, store: CatalogStore) -> Metrics:
 
     @app.before_request
     def start_timing() -> None:
-        if request.endpoint == "bitbucket_signin.callback":
+        if request.endpoint in CALLBACK_ENDPOINTS:
             g.setdefault(_CALLBACK_STARTED, time.perf_counter())
 
     @app.after_request

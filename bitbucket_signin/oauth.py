@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -19,10 +20,10 @@ from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 from .client import json_object, upstream_error_for_exception, upstream_error_for_status
 from .config import Settings
 from .errors import SignInError, UpstreamError
+from .profile import PROVIDER
 from .transport import BoundedAdapter
 from .waiting import Deadline
 
-PROVIDER = "bitbucket"
 TOKEN_CALL = "token exchange"  # noqa: S105 - a label for messages, not a secret
 STALE_LINK = (
     "This sign-in link has expired or was already used. Please start again from the sign-in page."
@@ -114,21 +115,30 @@ def mount_bounded_transport(session: requests.Session, settings: Settings) -> No
     session.mount("http://", adapter)
 
 
-def check_token_response(response: requests.Response, what: str) -> requests.Response:
+def check_token_response(
+    response: requests.Response,
+    what: str,
+    *,
+    upstream: str = "Bitbucket",
+    invalid_grant: Callable[[], SignInError] | None = None,
+) -> requests.Response:
     """Turn every failed call of the token endpoint (``what``: the exchange or a refresh)
-    into an :class:`UpstreamError` with its status."""
+    into an :class:`UpstreamError` with its status (naming the ``upstream``), or an
+    ``invalid_grant`` answer into ``invalid_grant()`` if given."""
     if response.status_code == 429 or response.status_code >= 500:
         raise upstream_error_for_status(response.status_code, what)
     body = json_object(response, what)
     if response.status_code != 200 or "error" in body:
         error = body.get("error")
+        if error == "invalid_grant" and invalid_grant is not None:
+            raise invalid_grant()
         code = error if isinstance(error, str) else f"HTTP {response.status_code}"
-        raise UpstreamError(f"Bitbucket refused the sign-in ({what}: {code}).")
+        raise UpstreamError(f"{upstream} refused the sign-in ({what}: {code}).")
     if not isinstance(body.get("access_token"), str) or not body["access_token"]:
-        raise UpstreamError(f"Bitbucket sent no access token ({what}).")
+        raise UpstreamError(f"{upstream} sent no access token ({what}).")
     lifetime = body.get("expires_in")
     if lifetime is not None and not _is_finite_number(lifetime):  # Authlib would fail on it
-        raise UpstreamError(f"Bitbucket sent a malformed answer ({what}).")
+        raise UpstreamError(f"{upstream} sent a malformed answer ({what}).")
     # Bitbucket's "state" field names the grant type rather than echoing ours: nothing reads it.
     return response
 

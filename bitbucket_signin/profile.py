@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from .identity_keys import ascii_lower
+
+PROVIDER = "bitbucket"  # Bitbucket Cloud, by Backstage's name
 
 
 def normalize_uuid(value: str) -> str:
@@ -17,6 +19,33 @@ def normalize_uuid(value: str) -> str:
 def braced_uuid(value: str) -> str:
     """The form Bitbucket prints and the catalog annotation documents: ``{…}``."""
     return "{" + normalize_uuid(value) + "}"
+
+
+class Profile(Protocol):
+    """What the extension reads from any provider's account (Cloud's or Data Center's)."""
+
+    provider: ClassVar[str]  # the provider's name in Backstage's routes: bitbucket, …
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def email(self) -> str | None: ...
+
+    @property
+    def avatar_url(self) -> str | None: ...
+
+    @property
+    def user_id(self) -> str:
+        """Flask-Login's id for the sign-in: unique across providers."""
+        ...
+
+    @property
+    def facts(self) -> tuple[tuple[str, str], ...]:
+        """What the not-in-catalog page shows about the account, as (label, value)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,16 @@ class BitbucketProfile:
     email: str | None = None
     avatar_url: str | None = None
     workspaces: tuple[Workspace, ...] | None = field(default=None)
+
+    provider: ClassVar[str] = PROVIDER
+
+    @property
+    def user_id(self) -> str:
+        return self.uuid
+
+    @property
+    def facts(self) -> tuple[tuple[str, str], ...]:
+        return (("Account UUID", self.uuid),)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that hold something: ``from_dict`` gives the others their defaults."""

@@ -24,7 +24,14 @@ from .redirects import safe_next
 from .signals import RATE_LIMITED_REASON, sign_in_rate_limited
 from .views import error_page
 
-LIMITED_ENDPOINTS = frozenset({"bitbucket_signin.start", "bitbucket_signin.callback"})
+LIMITED_ENDPOINTS = frozenset(
+    {
+        "bitbucket_signin.start",
+        "bitbucket_signin.callback",
+        "bitbucket_signin.server_start",
+        "bitbucket_signin.server_callback",
+    }
+)
 KEY_PREFIX = "bitbucket-signin"
 STORAGE_TIMEOUT = 2  # seconds for each Redis call; then the per-process fallback counts
 STORAGE_SETTING = f"{PREFIX}RATE_LIMIT_STORAGE_URL"

@@ -27,7 +27,7 @@ from flask_login import user_accessed
 
 from .errors import ConfigError, SessionStoreUnavailableError, SignInError
 from .profile import normalize_uuid
-from .session_keys import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS
+from .session_keys import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS, USER_ID_KEY
 
 try:
     from flask_session.redis import RedisSessionInterface
@@ -137,7 +137,8 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
             self.client.delete(tokens_key(person, sid))
 
     def sign_out_everywhere(self, person: str) -> int:
-        """End every session of ``person`` (a Bitbucket uuid); returns how many there were."""
+        """End every session of ``person`` (a Bitbucket uuid, or a Data Center sign-in's
+        ``bitbucketServer:<id>``); returns how many there were."""
         key = PERSON_PREFIX + normalize_uuid(person)
         try:
             sids = [sid.decode() for sid in self.client.smembers(key)]
@@ -176,10 +177,10 @@ def tokens_key(person: str, sid: str) -> str:
 
 
 def _person(session: Any) -> str | None:
-    """The normalized uuid of the person signed in with ``session``, if anyone is."""
-    profile = session.get(PROFILE_KEY)
-    uuid = profile.get("uuid") if isinstance(profile, dict) else None
-    return normalize_uuid(uuid) if isinstance(uuid, str) else None
+    """The normalized user id (a Cloud uuid, or ``bitbucketServer:<id>``) of the person
+    signed in with ``session`` by this extension, if anyone is."""
+    user_id = session.get(USER_ID_KEY) if isinstance(session.get(PROFILE_KEY), dict) else None
+    return normalize_uuid(user_id) if isinstance(user_id, str) else None
 
 
 def store_failed_for_this_request() -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .catalog import (
     ACCOUNT_ID_ANNOTATION,
@@ -32,7 +32,7 @@ from .errors import (
     quoted,
 )
 from .identity_keys import ascii_lower, domain_key, email_key_parts
-from .profile import BitbucketProfile, braced_uuid
+from .profile import BitbucketProfile, Profile, braced_uuid
 
 __all__ = [
     "CatalogResolver",
@@ -41,8 +41,11 @@ __all__ = [
     "Resolver",
     "ResolverFactory",
     "Step",
+    "annotation_match",
     "build_chain",
     "build_resolver",
+    "chain_from",
+    "email_matches",
     "explain",
     "identity_for",
     "register_resolver",
@@ -68,8 +71,12 @@ class Identity:
     resolver: str | None = None
 
 
-Resolver = Callable[[BitbucketProfile, Catalog], Identity]
-ResolverFactory = Callable[[Mapping[str, Any]], Resolver]
+P = TypeVar("P", bound=Profile)
+# A resolver of one provider's profiles (Bitbucket Cloud's: ``Resolver``), and its factory.
+ProviderResolver = Callable[[P, Catalog], Identity]
+Resolver = ProviderResolver[BitbucketProfile]
+ProviderResolverFactory = Callable[[Mapping[str, Any]], ProviderResolver[P]]
+ResolverFactory = ProviderResolverFactory[BitbucketProfile]
 
 
 def identity_for(catalog: Catalog, user: UserEntity) -> Identity:
@@ -78,13 +85,13 @@ def identity_for(catalog: Catalog, user: UserEntity) -> Identity:
 
 
 @dataclass(frozen=True)
-class _Match:
+class CatalogMatch(Generic[P]):
     """What one built-in resolver reads from the profile and how it searches the catalog."""
 
     name: str
     missing: str
     what: str  # what it compares, for messages: "annotation bitbucket.org/user-id"
-    read: Callable[[BitbucketProfile], str | None]
+    read: Callable[[P], str | None]
     find: Callable[[Catalog, str], tuple[UserEntity, ...]]
     suggest: Callable[[str], str]
     shown: Callable[[str], str] = str  # the part of the value it compares, for messages
@@ -98,7 +105,7 @@ class _Match:
         """What it looks for in the catalog given ``value``."""
         return f"{self.what} {quoted(self.shown(value), limit=None)}"
 
-    def create(self, options: Mapping[str, Any]) -> CatalogResolver:
+    def create(self, options: Mapping[str, Any]) -> CatalogResolver[P]:
         """The resolver with these options; raises :class:`ConfigError` on a wrong one."""
         allowed = {_DANGEROUS, _DOMAINS, _ANY_DOMAIN} if self.takes_domains else {_DANGEROUS}
         for key in options:
@@ -157,10 +164,10 @@ class _Match:
 
 
 @dataclass(frozen=True)
-class CatalogResolver:
+class CatalogResolver(Generic[P]):
     """A built-in resolver, configured: one index lookup per sign-in."""
 
-    match: _Match
+    match: CatalogMatch[P]
     allow_without_catalog: bool = False
     allowed_domains: frozenset[str] | None = None
 
@@ -173,7 +180,7 @@ class CatalogResolver:
         """Whether it matches by the email (which takes a call to ``/user/emails``)."""
         return self.match.reads_email
 
-    def __call__(self, profile: BitbucketProfile, catalog: Catalog) -> Identity:
+    def __call__(self, profile: P, catalog: Catalog) -> Identity:
         value = self.match.read(profile)
         if not value:
             raise NotFoundError(self.match.missing)
@@ -192,13 +199,13 @@ class CatalogResolver:
             return self._without_catalog(value, catalog)
         raise NotFoundError(f"No User entity has {self.match.sought(value)}")
 
-    def looking_for(self, profile: BitbucketProfile) -> str | None:
+    def looking_for(self, profile: P) -> str | None:
         """What it looks for in the catalog for this profile (``None``: the profile lacks
         what it reads, so it looks for nothing)."""
         value = self.match.read(profile)
         return self.match.sought(value) if value else None
 
-    def suggestion(self, profile: BitbucketProfile) -> str | None:
+    def suggestion(self, profile: P) -> str | None:
         """The YAML an administrator adds to a User entity for this resolver to match."""
         value = self.match.read(profile)
         return self.match.suggest(value) if value else None
@@ -222,11 +229,12 @@ class CatalogResolver:
         return Identity(ref, (ref,), None)
 
 
-def _annotation(
-    name: str, key: str, read: Callable[[BitbucketProfile], str | None], missing: str
-) -> _Match:
+def annotation_match(
+    name: str, key: str, read: Callable[[P], str | None], missing: str
+) -> CatalogMatch[P]:
+    """The resolver ``name``: the catalog User whose annotation ``key`` is ``read(profile)``."""
     shown = braced_uuid if key == USER_ID_ANNOTATION else str
-    return _Match(
+    return CatalogMatch(
         name=name,
         missing=missing,
         what=f"annotation {key}",
@@ -269,46 +277,56 @@ def _find_by_local_part(catalog: Catalog, email: str) -> tuple[UserEntity, ...]:
 
 
 _NO_EMAIL = "Login failed, user profile does not contain an email"
-_BUILT_IN = (
-    _annotation(
+
+
+def email_matches() -> tuple[CatalogMatch[P], CatalogMatch[P]]:
+    """Backstage's two email resolvers, for any provider's profiles."""
+    return (
+        CatalogMatch(
+            name="emailMatchingUserEntityProfileEmail",
+            missing=_NO_EMAIL,
+            what="spec.profile.email",
+            read=lambda profile: profile.email,
+            find=_find_by_email,
+            suggest=lambda email: f"spec:\n  profile:\n    email: {quoted(email, limit=None)}",
+            reads_email=True,
+        ),
+        CatalogMatch(
+            name="emailLocalPartMatchingUserEntityName",
+            missing=_NO_EMAIL,
+            what="metadata.name (namespace default)",
+            read=lambda profile: profile.email,
+            find=_find_by_local_part,
+            suggest=lambda email: f"metadata:\n  name: {quoted(_local_part(email), limit=None)}",
+            shown=_local_part,
+            fallback_name=_local_part_key,
+            takes_domains=True,
+            reads_email=True,
+        ),
+    )
+
+
+_EMAIL_MATCHES: tuple[CatalogMatch[BitbucketProfile], ...] = email_matches()
+_BUILT_IN: tuple[CatalogMatch[BitbucketProfile], ...] = (
+    annotation_match(
         "userIdMatchingUserEntityAnnotation",
         USER_ID_ANNOTATION,
         lambda profile: profile.uuid,
         "Bitbucket user profile does not contain an ID",
     ),
-    _annotation(
+    annotation_match(
         "usernameMatchingUserEntityAnnotation",
         USERNAME_ANNOTATION,
         lambda profile: profile.username,
         "Bitbucket user profile does not contain a Username",
     ),
-    _annotation(
+    annotation_match(
         "accountIdMatchingUserEntityAnnotation",
         ACCOUNT_ID_ANNOTATION,
         lambda profile: profile.account_id,
         "Bitbucket user profile does not contain an account ID",
     ),
-    _Match(
-        name="emailMatchingUserEntityProfileEmail",
-        missing=_NO_EMAIL,
-        what="spec.profile.email",
-        read=lambda profile: profile.email,
-        find=_find_by_email,
-        suggest=lambda email: f"spec:\n  profile:\n    email: {quoted(email, limit=None)}",
-        reads_email=True,
-    ),
-    _Match(
-        name="emailLocalPartMatchingUserEntityName",
-        missing=_NO_EMAIL,
-        what="metadata.name (namespace default)",
-        read=lambda profile: profile.email,
-        find=_find_by_local_part,
-        suggest=lambda email: f"metadata:\n  name: {quoted(_local_part(email), limit=None)}",
-        shown=_local_part,
-        fallback_name=_local_part_key,
-        takes_domains=True,
-        reads_email=True,
-    ),
+    *_EMAIL_MATCHES,
 )
 _ALIASES = {
     "bitbucketUserIdSignInResolver": "userIdMatchingUserEntityAnnotation",
@@ -326,7 +344,17 @@ def register_resolver(name: str, factory: ResolverFactory) -> None:
 
 
 def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
-    """A resolver from a name, a Backstage-style ``{resolver: name, ...options}`` or a callable."""
+    """A Bitbucket Cloud resolver from a name, a Backstage-style ``{resolver: name,
+    ...options}`` or a callable."""
+    return resolver_from(spec, _registry)
+
+
+def resolver_from(
+    spec: str | Mapping[str, Any] | ProviderResolver[P],
+    registry: Mapping[str, ProviderResolverFactory[P]],
+) -> ProviderResolver[P]:
+    """A resolver of ``registry`` (a provider's, by name) from a name, a Backstage-style
+    ``{resolver: name, ...options}`` or a callable."""
     if isinstance(spec, str):
         name, options = spec, {}
     elif isinstance(spec, Mapping):
@@ -338,7 +366,7 @@ def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
         return spec
     else:
         raise ConfigError(f"Sign-in resolver {spec!r} is not a name, a mapping or a callable")
-    factory = _registry.get(name)
+    factory = registry.get(name)
     if factory is None:
         raise ConfigError(f"Sign-in resolver '{name}' is not available")
     return factory(options)
@@ -347,8 +375,16 @@ def build_resolver(spec: str | Mapping[str, Any] | Resolver) -> Resolver:
 def build_chain(
     specs: Iterable[str | Mapping[str, Any] | Resolver],
 ) -> tuple[Resolver, ...]:
-    """The resolvers to try in order; at least one."""
-    chain = tuple(build_resolver(spec) for spec in specs)
+    """The Bitbucket Cloud resolvers to try in order; at least one."""
+    return chain_from(specs, _registry)
+
+
+def chain_from(
+    specs: Iterable[str | Mapping[str, Any] | ProviderResolver[P]],
+    registry: Mapping[str, ProviderResolverFactory[P]],
+) -> tuple[ProviderResolver[P], ...]:
+    """The resolvers (of ``registry``, a provider's) to try in order; at least one."""
+    chain = tuple(resolver_from(spec, registry) for spec in specs)
     if not chain:
         raise ConfigError("At least one sign-in resolver must be configured")
     fallbacks = [
@@ -364,7 +400,7 @@ def build_chain(
     return chain
 
 
-def resolve(chain: Iterable[Resolver], profile: BitbucketProfile, catalog: Catalog) -> Identity:
+def resolve(chain: Iterable[ProviderResolver[P]], profile: P, catalog: Catalog) -> Identity:
     """Try each resolver in turn; raises :class:`UserNotInCatalogError` when none matches."""
     chain = tuple(chain)
     attempts = []
@@ -394,7 +430,7 @@ class Explanation:
     suggestion: str | None
 
 
-def explain(chain: Iterable[Resolver], profile: BitbucketProfile, catalog: Catalog) -> Explanation:
+def explain(chain: Iterable[ProviderResolver[P]], profile: P, catalog: Catalog) -> Explanation:
     """What :func:`resolve` does for ``profile``, step by step, for an administrator."""
     chain = tuple(chain)
     steps = []
@@ -419,13 +455,13 @@ def explain(chain: Iterable[Resolver], profile: BitbucketProfile, catalog: Catal
     return Explanation(tuple(steps), _suggestion(chain, profile))
 
 
-def _name_of(resolver: Resolver) -> str:
+def _name_of(resolver: ProviderResolver[P]) -> str:
     if isinstance(resolver, CatalogResolver):
         return resolver.name
     return str(getattr(resolver, "__name__", type(resolver).__name__))
 
 
-def _suggestion(chain: tuple[Resolver, ...], profile: BitbucketProfile) -> str:
+def _suggestion(chain: tuple[ProviderResolver[P], ...], profile: P) -> str:
     """What the first built-in resolver that can use this profile would match."""
     for resolver in chain:
         if isinstance(resolver, CatalogResolver) and (text := resolver.suggestion(profile)):

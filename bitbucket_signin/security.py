@@ -17,7 +17,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' https: data: {api_origin}; "
-    "form-action 'self' {authorize_origin}; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self' {authorize_origins}; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
 
@@ -52,15 +52,19 @@ def install_security(app: Flask, settings: Settings) -> None:
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
-    if settings.callback_url and settings.callback_url.startswith("https://"):
+    server = settings.server
+    callback_urls = (settings.callback_url, server.callback_url if server else None)
+    if any(url and url.startswith("https://") for url in callback_urls):
         app.config["SESSION_COOKIE_SECURE"] = True
     if type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = HttpsAwareSessionInterface()
     app.jinja_env.globals["bitbucket_signin_csrf_token"] = csrf_token
     if settings.security_headers:
+        # Where the sign-in buttons lead, and avatars (plain http on a local emulator).
+        instance = [origin(server.url)] if server else []
         policy = CONTENT_SECURITY_POLICY.format(
-            authorize_origin=origin(settings.authorize_url),
-            api_origin=origin(settings.api_base_url),  # avatars (plain http on a local emulator)
+            authorize_origins=" ".join(dict.fromkeys([origin(settings.authorize_url), *instance])),
+            api_origin=" ".join(dict.fromkeys([origin(settings.api_base_url), *instance])),
         )
 
         defaults = (

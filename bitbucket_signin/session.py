@@ -1,8 +1,9 @@
 """The signed-in person, and Flask-Login's user loader that re-resolves them on every request.
 
-The session holds the Bitbucket identity the resolvers need, never a token (kept tokens
-live beside it: see ``tokens.py``). Each request
-runs the resolver chain against the current catalog, so catalog edits apply at once.
+The session holds the Bitbucket identity the resolvers need and which provider (Cloud or
+Data Center) gave it, never a token (kept tokens live beside it: see ``tokens.py``). Each
+request runs that provider's resolver chain against the current catalog, so catalog edits
+apply at once.
 """
 
 from __future__ import annotations
@@ -19,17 +20,25 @@ from flask_login import UserMixin, login_user, user_accessed
 from .app_extension import EXTENSION_NAME, AppExtension, get_extension
 from .errors import SignInError
 from .person_client import PersonClient
-from .profile import BitbucketProfile, for_session, normalize_uuid
-from .resolvers import Identity
-from .session_keys import PROFILE_KEY, SEEN_AT_KEY, SEEN_AT_RESOLUTION_SECONDS, SIGNED_IN_AT_KEY
+from .profile import Profile
+from .providers import CLOUD, Provider
+from .resolvers import Identity, P
+from .session_keys import (
+    PROFILE_KEY,
+    PROVIDER_KEY,
+    SEEN_AT_KEY,
+    SEEN_AT_RESOLUTION_SECONDS,
+    SIGNED_IN_AT_KEY,
+)
 
 logger = logging.getLogger(__name__)
 
 
 class CatalogUser(UserMixin):  # type: ignore[misc]
-    """``current_user`` when signed in: a catalog identity and the Bitbucket profile behind it."""
+    """``current_user`` when signed in: a catalog identity and the Bitbucket profile behind it
+    (a ``BitbucketProfile``, or a ``ServerProfile`` for Data Center: ``profile.provider``)."""
 
-    def __init__(self, identity: Identity, profile: BitbucketProfile) -> None:
+    def __init__(self, identity: Identity, profile: Profile) -> None:
         self.identity = identity
         self.profile = profile
 
@@ -71,14 +80,14 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
         """Bitbucket's API as this person, with paths relative to ``BITBUCKET_API_BASE_URL``
         (``current_user.bitbucket.get("repositories/acme")``); needs
         ``BITBUCKET_KEEP_TOKENS`` (else :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
-        return get_extension().person_client(self.profile.uuid)
+        return get_extension().person_client(self.get_id())
 
     def get_id(self) -> str:
-        return self.profile.uuid
+        return self.profile.user_id
 
 
 def start_session(
-    extension: AppExtension, identity: Identity, profile: BitbucketProfile
+    extension: AppExtension, provider: Provider[Any], identity: Identity, profile: Profile
 ) -> CatalogUser:
     """Replace whatever the session held with a fresh signed-in session (no fixation).
 
@@ -89,18 +98,22 @@ def start_session(
     if regenerate is not None:
         regenerate(session)
     session.clear()
-    user = CatalogUser(identity, write_sign_in(extension, profile, session))
+    user = CatalogUser(identity, write_sign_in(extension, provider, profile, session))
     login_user(user)
     return user
 
 
 def write_sign_in(
-    extension: AppExtension, profile: BitbucketProfile, target: MutableMapping[str, Any]
-) -> BitbucketProfile:
-    """Put a sign-in of ``profile``, starting now, into the session mapping ``target`` (all
-    but Flask-Login's own keys); returns the profile as kept there."""
-    kept = for_session(profile, extension.settings.allowed_workspaces)
+    extension: AppExtension,
+    provider: Provider[P],
+    profile: P,
+    target: MutableMapping[str, Any],
+) -> P:
+    """Put a sign-in of ``profile`` through ``provider``, starting now, into the session
+    mapping ``target`` (all but Flask-Login's own keys); returns the profile as kept there."""
+    kept = provider.kept(profile)
     now = int(_now(extension))
+    target[PROVIDER_KEY] = provider.name
     target[PROFILE_KEY] = kept.to_dict()
     target[SIGNED_IN_AT_KEY] = now
     target[SEEN_AT_KEY] = now
@@ -137,34 +150,44 @@ class _ChainedLoader:
 
     def __call__(self, user_id: str) -> Any:
         extension: AppExtension | None = current_app.extensions.get(EXTENSION_NAME)
-        profile = _session_profile(user_id) if extension is not None else None
-        if profile is None and self.app_loader is not None:
+        found = _session_profile(extension, user_id) if extension is not None else None
+        if found is None and self.app_loader is not None:
             return self.app_loader(user_id)
-        return _load_user(extension, profile) if extension is not None else None
+        if extension is None:
+            return None
+        if found is None:  # a session that names a user but holds no profile of theirs
+            session.clear()
+            return None
+        return _load_user(extension, *found)
 
 
-def _load_user(extension: AppExtension, profile: BitbucketProfile | None) -> CatalogUser | None:
-    if profile is None or _expired(extension) or _idle(extension):
+def _load_user(
+    extension: AppExtension, provider: Provider[Any], profile: Profile
+) -> CatalogUser | None:
+    if _expired(extension, provider) or _idle(extension):
         session.clear()
         return None
     try:
-        identity = extension.resolve(profile)
+        identity = provider.resolve(profile, extension.catalog_store.current())
     except SignInError as error:
-        logger.info("Signing out %r %r: %s", profile.display_name, profile.uuid, error.message)
+        logger.info("Signing out %r %r: %s", profile.display_name, profile.user_id, error.message)
         session.clear()
         return None
     return CatalogUser(identity, profile)
 
 
-def _session_profile(user_id: str) -> BitbucketProfile | None:
+def _session_profile(extension: AppExtension, user_id: str) -> tuple[Provider[Any], Profile] | None:
+    """The provider that signed this session in (still configured) and the profile it kept,
+    when that profile is of ``user_id``."""
     data = session.get(PROFILE_KEY)
-    if not isinstance(data, dict):
+    provider = extension.providers.get(str(session.get(PROVIDER_KEY, CLOUD)))
+    if not isinstance(data, dict) or provider is None:
         return None
     try:
-        profile = BitbucketProfile.from_dict(data)
+        profile: Profile = provider.load_profile(data)
     except (KeyError, TypeError, ValueError):
         return None
-    return profile if normalize_uuid(profile.uuid) == normalize_uuid(user_id) else None
+    return (provider, profile) if provider.same_user(profile, user_id) else None
 
 
 def _idle(extension: AppExtension) -> bool:
@@ -181,8 +204,8 @@ def _idle(extension: AppExtension) -> bool:
     return False
 
 
-def _expired(extension: AppExtension) -> bool:
-    duration = extension.settings.session_duration
+def _expired(extension: AppExtension, provider: Provider[Any]) -> bool:
+    duration = provider.session_duration
     if duration is None:
         return False
     signed_in_at = session.get(SIGNED_IN_AT_KEY)

@@ -22,9 +22,10 @@ from flask.testing import FlaskClient
 
 from .app_extension import AppExtension, get_extension
 from .catalog import ACCOUNT_ID_ANNOTATION, USER_ID_ANNOTATION, USERNAME_ANNOTATION, UserEntity
-from .client import EMAILS
+from .client import EMAILS, BitbucketClient
 from .identity_keys import ascii_lower
 from .profile import BitbucketProfile, Workspace, braced_uuid
+from .providers import CLOUD
 from .session import write_sign_in
 
 __all__ = [
@@ -75,7 +76,9 @@ class SignedInClient(FlaskClient):
             )
         with self.session_transaction() as session:
             session.clear()
-            kept = write_sign_in(extension, profile, session)
+            kept: BitbucketProfile = write_sign_in(
+                extension, extension.provider(CLOUD), profile, session
+            )
             session[_USER_ID_KEY] = kept.uuid
             session[_FRESH_KEY] = True
         return kept
@@ -92,12 +95,14 @@ def profile_for(extension: AppExtension, ref: str) -> BitbucketProfile:
     if entity is None:
         raise ValueError(f"{_user_ref(ref)}: no such User in the catalog")
     allowed = extension.settings.allowed_workspaces
+    client = extension.provider(CLOUD).client
+    asks_for_emails = isinstance(client, BitbucketClient) and EMAILS in client.listings
     return BitbucketProfile(
         uuid=braced_uuid(_uuid_of(entity)),
         account_id=entity.annotations.get(ACCOUNT_ID_ANNOTATION),
         display_name=entity.display_name or entity.name,
         username=entity.annotations.get(USERNAME_ANNOTATION),
-        email=entity.email if EMAILS in extension.client.listings else None,
+        email=entity.email if asks_for_emails else None,
         workspaces=tuple(Workspace(slug) for slug in sorted(allowed)) if allowed else None,
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import socket
 import threading
 import time
@@ -174,3 +175,35 @@ class BoundedAdapter(HTTPAdapter):
         raise BodyTooLargeError(
             f"answer longer than {self.max_body_bytes} bytes", request=response.request
         )
+
+
+class ProcessSessions:
+    """A ``requests`` session per process, every call through a :class:`BoundedAdapter`
+    (keep-alive sockets do not survive a fork)."""
+
+    def __init__(
+        self, *, timeout: float, max_body_bytes: int, user_agent: str, pool_size: int
+    ) -> None:
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self.user_agent = user_agent
+        self.pool_size = pool_size
+        self._lock = threading.Lock()
+        self._session_of_pid: tuple[int, requests.Session] | None = None
+
+    def get(self) -> requests.Session:
+        """This process's session."""
+        with self._lock:
+            if self._session_of_pid is None or self._session_of_pid[0] != os.getpid():
+                session = requests.Session()
+                adapter = BoundedAdapter(
+                    timeout=self.timeout,
+                    max_body_bytes=self.max_body_bytes,
+                    pool_connections=4,
+                    pool_maxsize=self.pool_size,
+                )
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                session.headers["User-Agent"] = self.user_agent
+                self._session_of_pid = (os.getpid(), session)
+            return self._session_of_pid[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,9 @@ from .frontend import (
     preflight,
     refused_call,
 )
-from .oauth import PROVIDER, exchange_code, stale_link
-from .profile import BitbucketProfile
+from .oauth import exchange_code, stale_link
+from .profile import Profile
+from .providers import CLOUD, DATA_CENTER, Provider
 from .redirects import safe_next
 from .redis_sessions import RETRY_AFTER_SECONDS
 from .security import csrf_token_is_valid
@@ -67,7 +69,15 @@ from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
 from .tokens import KeptToken, TokenStore
 from .waiting import Deadline
 
-PENDING_STATE_PREFIX = f"_state_{PROVIDER}_"
+# Authlib keeps each pending sign-in under "_state_<provider>_<state>".
+PENDING_STATE_PREFIX = f"_state_{CLOUD}_"
+PENDING_STATE_PREFIXES = (PENDING_STATE_PREFIX, f"_state_{DATA_CENTER}_")
+# The routes the frontend protocol calls across origins (CORS): both providers'.
+_CROSS_ORIGIN_ENDPOINTS = frozenset(
+    f"bitbucket_signin.{routes}{route}"
+    for routes in ("", "server_")
+    for route in ("refresh", "logout")
+)
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
 # this many unfinished sign-ins, each remembering a ``next`` of at most this many characters.
 MAX_PENDING_SIGN_INS = 3
@@ -103,18 +113,24 @@ def create_blueprint(settings: Settings) -> Blueprint:
     )
     paths = route_paths(settings)
     blueprint.add_url_rule(paths["signin"], "signin", signin_page)
-    blueprint.add_url_rule(paths["start"], "start", start)
-    blueprint.add_url_rule(paths["callback"], "callback", callback)
-    for endpoint, view, answer_preflight, methods in (
-        ("refresh", refresh, refresh_preflight, ["GET", "POST"]),
-        ("logout", logout, logout_preflight, ["POST"]),
-    ):
-        blueprint.add_url_rule(
-            paths[endpoint], endpoint, view, methods=methods, provide_automatic_options=False
+    for routes, provider in (("", CLOUD), ("server_", DATA_CENTER)):
+        if f"{routes}start" not in paths:  # the provider is not on
+            continue
+        for route, view in (("start", start), ("callback", callback)):
+            endpoint = routes + route
+            blueprint.add_url_rule(paths[endpoint], endpoint, view, defaults={"provider": provider})
+        _add_cross_origin_rule(
+            blueprint,
+            paths[routes + "refresh"],
+            routes + "refresh",
+            (refresh, refresh_preflight),
+            ["GET", "POST"],
+            provider=provider,
         )
-        blueprint.add_url_rule(
-            paths[endpoint], f"{endpoint}_preflight", answer_preflight, methods=["OPTIONS"]
-        )
+    for endpoint in ("logout", "server_logout"):  # either signs out whoever is signed in
+        if endpoint in paths:
+            pair = (logout, logout_preflight)
+            _add_cross_origin_rule(blueprint, paths[endpoint], endpoint, pair, ["POST"])
     blueprint.add_url_rule(paths["jwks"], "jwks", jwks)
     blueprint.add_url_rule(paths["openid_configuration"], "openid_configuration", openid_config)
     if "logout_everywhere" in paths:
@@ -129,6 +145,23 @@ def create_blueprint(settings: Settings) -> Blueprint:
     return blueprint
 
 
+def _add_cross_origin_rule(
+    blueprint: Blueprint,
+    path: str,
+    endpoint: str,
+    views: tuple[Callable[..., ResponseReturnValue], Callable[[], Response]],
+    methods: list[str],
+    provider: str | None = None,
+) -> None:
+    """A route a frontend calls from another origin, and its CORS preflight (``OPTIONS``)."""
+    view, answer_preflight = views
+    defaults = {"provider": provider} if provider else {}
+    blueprint.add_url_rule(
+        path, endpoint, view, methods=methods, provide_automatic_options=False, defaults=defaults
+    )
+    blueprint.add_url_rule(path, f"{endpoint}_preflight", answer_preflight, methods=["OPTIONS"])
+
+
 def signin_page() -> ResponseReturnValue:
     next_path = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
@@ -139,29 +172,30 @@ def signin_page() -> ResponseReturnValue:
     return render_signin(next_path=next_path, notice=notice)
 
 
-def start() -> ResponseReturnValue:
+def start(provider: str) -> ResponseReturnValue:
     """Remember ``next`` (or a Backstage frontend's ``origin``, ``flow``, ``scope``, ``env``
-    and ``redirectUrl``) and send the browser to Bitbucket with state and PKCE.
+    and ``redirectUrl``) and send the browser to the provider with state and PKCE.
 
     What is remembered is kept with Authlib's pending state (the verifier and redirect_uri),
     so it expires and is forgotten with it; a ``next`` too long to keep in the cookie
     becomes ``/``.
     """
     extension = get_extension()
+    signing_in = extension.provider(provider)
     next_path = safe_next(request.args.get("next"))
     try:
         frontend = frontend_sign_in(request.args, extension.settings)
-        redirect_uri = _callback_url(extension.settings)
-        _refuse_another_loopback_host(redirect_uri)
+        redirect_uri = _callback_url(signing_in)
+        _refuse_another_loopback_host(redirect_uri, signing_in.callback_setting)
     except SignInError as error:
         return error_page(error, next_path)
     _forget_old_sign_ins()
-    authorization = extension.oauth_app.create_authorization_url(redirect_uri)
+    authorization = signing_in.oauth_app.create_authorization_url(redirect_uri)
     if frontend is not None:
         kept = frontend.pending_data()
     else:
         kept = {"next": next_path if len(next_path) <= MAX_KEPT_NEXT_LENGTH else "/"}
-    extension.oauth_app.save_authorize_data(
+    signing_in.oauth_app.save_authorize_data(
         state=authorization["state"],
         code_verifier=authorization["code_verifier"],
         redirect_uri=redirect_uri,
@@ -170,37 +204,41 @@ def start() -> ResponseReturnValue:
     return redirect(authorization["url"])
 
 
-def callback() -> ResponseReturnValue:
-    """Bitbucket sends the browser back here with a code (or an error) and our state.
+def callback(provider: str) -> ResponseReturnValue:
+    """The provider sends the browser back here with a code (or an error) and our state.
 
     Nothing in the request is believed, nor shown, before its state is found pending in
     this browser's session: anyone can send a person a link carrying an error text.
     """
     extension = get_extension()
+    signing_in = extension.provider(provider)
     returned_state = request.args.get("state", "")
+    pending_key = f"_state_{provider}_{returned_state}"
     next_path = "/"
-    profile: BitbucketProfile | None = None
+    profile: Profile | None = None
     frontend: FrontendSignIn | None = None
     try:
-        pending = _pending_sign_in(returned_state)
+        pending = _pending_sign_in(pending_key, returned_state)
         frontend = FrontendSignIn.from_pending(pending)
         next_path = safe_next(pending.get("next"))
         _check_provider_error()
-        profile, token = _ask_bitbucket(extension)
-        identity = extension.resolve(profile)
-        kept = extension.tokens.token_of_sign_in(token) if extension.tokens else None
-        issuer = _issuer(extension.settings) if frontend is not None else ""
+        profile, token = _ask_bitbucket(extension, signing_in)
+        identity = signing_in.resolve(profile, extension.catalog_store.current())
+        # Tokens are kept for Bitbucket Cloud's sign-ins (what current_user.bitbucket calls).
+        keeps = extension.tokens is not None and signing_in.name == CLOUD
+        kept = extension.tokens.token_of_sign_in(token) if extension.tokens and keeps else None
+        issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
-        session.pop(PENDING_STATE_PREFIX + returned_state, None)
+        session.pop(pending_key, None)
         _log_refusal(error)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         sign_in_failed.send(app, error=error, profile=profile, flow=_flow(frontend))
         if frontend is not None:
             return answer_failure(frontend, error, extension.settings)
-        return error_page(error, next_path)
-    user = start_session(extension, identity, profile)
+        return error_page(error, next_path, failed=signing_in)
+    user = start_session(extension, signing_in, identity, profile)
     if extension.tokens is not None and kept is not None:
-        _keep_tokens(extension.tokens, profile.uuid, kept)
+        _keep_tokens(extension.tokens, user.get_id(), kept)
     signed_in.send(current_app._get_current_object(), user=user, flow=_flow(frontend))  # type: ignore[attr-defined]
     response: BaseResponse
     if frontend is not None:
@@ -217,14 +255,17 @@ def _flow(frontend: FrontendSignIn | None) -> str:
     return frontend.flow if frontend is not None else SERVER_FLOW
 
 
-def _ask_bitbucket(extension: AppExtension) -> tuple[BitbucketProfile, dict[str, Any]]:
+def _ask_bitbucket(
+    extension: AppExtension, signing_in: Provider[Any]
+) -> tuple[Profile, dict[str, Any]]:
     """Swap the code for a token and ask whose it is: within the callback's deadline, and
     only while fewer than the limit of sign-ins wait on Bitbucket. The profile and the
     token response (kept only with ``BITBUCKET_KEEP_TOKENS``)."""
     deadline = Deadline(extension.settings.callback_timeout)
     with extension.sign_in_limit.slot():
-        token = exchange_code(extension.oauth_app, deadline)
-        return extension.client.fetch_profile(token["access_token"], deadline), token
+        token = exchange_code(signing_in.oauth_app, deadline)
+        profile: Profile = signing_in.client.fetch_profile(token["access_token"], deadline)
+        return profile, token
 
 
 def _keep_tokens(tokens: TokenStore, person: str, kept: KeptToken) -> None:
@@ -237,16 +278,20 @@ def _keep_tokens(tokens: TokenStore, person: str, kept: KeptToken) -> None:
         raise
 
 
-def refresh() -> tuple[Response, int] | Response:
-    """Backstage's refresh answer for the signed-in person, as JSON (GET or POST)."""
-    settings = get_extension().settings
+def refresh(provider: str) -> tuple[Response, int] | Response:
+    """Backstage's refresh answer for the person this provider signed in, as JSON (GET or
+    POST)."""
+    extension = get_extension()
+    settings = extension.settings
+    signing_in = extension.provider(provider)
     refused = refused_call(settings)
     if refused is not None:
         return refused
-    if not isinstance(current_user, CatalogUser):  # nobody, or a user of the app's own login
-        return json_error(401, "You are not signed in with Bitbucket")
+    # Nobody, a user of the app's own login, or someone the other provider signed in.
+    if not isinstance(current_user, CatalogUser) or current_user.profile.provider != provider:
+        return json_error(401, f"You are not signed in with {signing_in.label}")
     try:
-        issuer = _issuer(settings)
+        issuer = _issuer(settings, signing_in)
     except SignInError as error:
         return json_error(error.status, error.message)
     return jsonify(_auth_response(current_user, request.args.get("scope", ""), issuer))
@@ -269,7 +314,7 @@ def _auth_response(user: CatalogUser, requested_scope: str, issuer: str) -> dict
         ),
         expires_in=settings.token_expiration,
         requested_scope=requested_scope,
-        settings=settings,
+        provider_scopes=extension.provider(user.profile.provider).scopes,
         access_token=exposed.access_token if exposed else None,
         access_token_expires_in=int(exposed.expires_at - now) if exposed else None,
     )
@@ -291,8 +336,9 @@ def logout_everywhere() -> ResponseReturnValue:
     if not csrf_token_is_valid():
         return error_page(_UNCONFIRMED_SIGN_OUT)
     if isinstance(current_user, CatalogUser):
-        ended = get_extension().sign_out_everywhere(current_user.profile.uuid)
-        logger.info("Signed out everywhere: %s (%d sessions)", current_user.profile.uuid, ended)
+        person = current_user.get_id()
+        ended = get_extension().sign_out_everywhere(person)
+        logger.info("Signed out everywhere: %s (%d sessions)", person, ended)
     return _sign_out()
 
 
@@ -345,9 +391,9 @@ def jwks() -> Response:
 
 def openid_config() -> tuple[Response, int] | Response:
     """Discovery for services that verify identity tokens: the issuer and its keys."""
-    settings = get_extension().settings
+    extension = get_extension()
     try:
-        issuer = _issuer(settings)
+        issuer = _issuer(extension.settings, next(iter(extension.providers.values())))
     except SignInError as error:
         return json_error(error.status, error.message)
     response = jsonify(
@@ -362,11 +408,12 @@ def openid_config() -> tuple[Response, int] | Response:
     return response
 
 
-def _issuer(settings: Settings) -> str:
-    """The auth base URL (``…/api/auth``): the callback URL's origin and the path in front
-    of the callback route, and the provider prefix one level up."""
-    callback = urlsplit(_callback_url(settings))
-    mounted_at = callback.path[: -len(under_prefix(settings.url_prefix, CALLBACK_ROUTE))]
+def _issuer(settings: Settings, provider: Provider[Any]) -> str:
+    """The auth base URL (``…/api/auth``, where the keys are published): the provider's
+    callback URL's origin and the path in front of its callback route, and
+    ``BITBUCKET_URL_PREFIX`` one level up."""
+    callback = urlsplit(_callback_url(provider))
+    mounted_at = callback.path[: -len(under_prefix(provider.url_prefix, CALLBACK_ROUTE))]
     return f"{callback.scheme}://{callback.netloc}{mounted_at}{auth_base_path(settings.url_prefix)}"
 
 
@@ -398,9 +445,18 @@ def text_color_on(background: str) -> str:
 
 
 def render_signin(
-    *, error: SignInError | None = None, next_path: str = "/", notice: str | None = None
+    *,
+    error: SignInError | None = None,
+    next_path: str = "/",
+    notice: str | None = None,
+    failed: Provider[Any] | None = None,
 ) -> str:
-    """The sign-in page, showing ``error`` or ``notice`` when there is one."""
+    """The sign-in page, with a button per provider, showing ``error`` (of the provider
+    ``failed``, whose button then says "Try again") or ``notice`` when there is one."""
+    buttons = [
+        (provider.label, url_for(provider.endpoint("start")), provider is failed)
+        for provider in get_extension().providers.values()
+    ]
     return render_template(
         "bitbucket_signin/signin.html",
         settings=get_extension().settings,
@@ -408,14 +464,17 @@ def render_signin(
         notice=notice,
         not_in_catalog=error if isinstance(error, UserNotInCatalogError) else None,
         retryable=isinstance(error, UpstreamError),
-        start_url=url_for("bitbucket_signin.start"),
+        buttons=buttons,
+        start_url=buttons[0][1],  # the first provider's, for templates of one button
         start_params=[("next", next_path)] if next_path != "/" else [],
     )
 
 
-def error_page(error: SignInError, next_path: str = "/") -> tuple[str, int]:
-    """The sign-in page showing ``error``, and its status."""
-    return render_signin(error=error, next_path=next_path), error.status
+def error_page(
+    error: SignInError, next_path: str = "/", failed: Provider[Any] | None = None
+) -> tuple[str, int]:
+    """The sign-in page showing ``error`` (of the provider ``failed``), and its status."""
+    return render_signin(error=error, next_path=next_path, failed=failed), error.status
 
 
 def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
@@ -454,9 +513,10 @@ def _wants_json() -> bool:
     return is_frontend_call() or best != "text/html"
 
 
-def _pending_sign_in(returned_state: str) -> dict[str, Any]:
-    """The data Authlib keeps for this browser's unexpired sign-in with ``returned_state``."""
-    pending = session.get(PENDING_STATE_PREFIX + returned_state) if returned_state else None
+def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:
+    """The data Authlib keeps (under ``key``: the provider's prefix and ``returned_state``)
+    for this browser's unexpired sign-in with ``returned_state``."""
+    pending = session.get(key) if returned_state else None
     data = pending.get("data") if isinstance(pending, dict) else None
     if not isinstance(data, dict) or _expired(pending, time.time()):
         raise stale_link()
@@ -489,20 +549,20 @@ def _check_provider_error() -> None:
         )
 
 
-def _callback_url(settings: Settings) -> str:
+def _callback_url(provider: Provider[Any]) -> str:
     """The redirect_uri: configured, or derived from a host Flask was told to trust."""
-    if settings.callback_url:
-        return settings.callback_url
+    if provider.callback_url:
+        return provider.callback_url
     if not _host_is_trusted(request.host):
         raise SignInError(
             "Sign-in is not set up for this address: the administrator must set "
-            "BITBUCKET_CALLBACK_URL (or TRUSTED_HOSTS).",
+            f"{provider.callback_setting} (or TRUSTED_HOSTS).",
             status=400,
         )
-    return url_for("bitbucket_signin.callback", _external=True)
+    return url_for(provider.endpoint("callback"), _external=True)
 
 
-def _refuse_another_loopback_host(redirect_uri: str) -> None:
+def _refuse_another_loopback_host(redirect_uri: str, setting: str) -> None:
     """In development, a browser on ``localhost`` while the callback URL says ``127.0.0.1``
     would come back without the session cookie that holds the pending sign-in, a cookie of
     another host (ports do not matter to cookies): say so now, naming both, rather than
@@ -515,7 +575,7 @@ def _refuse_another_loopback_host(redirect_uri: str) -> None:
     if callback.hostname != here.hostname:
         raise SignInError(
             f"This page is open at {here.netloc}, but Bitbucket sends the sign-in back to "
-            f"{callback.netloc} (BITBUCKET_CALLBACK_URL), another host for the browser, "
+            f"{callback.netloc} ({setting}), another host for the browser, "
             f"which would lose the sign-in on the way. Open {callback.scheme}://"
             f"{callback.netloc}/ instead, or set the callback URL to {here.netloc}.",
             status=400,
@@ -539,7 +599,7 @@ def _forget_old_sign_ins() -> None:
     """Drop expired sign-ins and keep room for one more among the newest few, so the
     cookie cannot grow without end."""
     now = time.time()
-    keys = [key for key in session if key.startswith(PENDING_STATE_PREFIX)]
+    keys = [key for key in session if key.startswith(PENDING_STATE_PREFIXES)]
     live = sorted(
         (key for key in keys if not _expired(session[key], now)),
         key=lambda key: session[key]["exp"],
@@ -563,7 +623,7 @@ def logout_preflight() -> Response:
 
 
 def _cross_origin(response: Response) -> Response:
-    if request.endpoint in ("bitbucket_signin.refresh", "bitbucket_signin.logout"):
+    if request.endpoint in _CROSS_ORIGIN_ENDPOINTS:
         return allow_origin(response, get_extension().settings)
     return response
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import redis
 import requests
 from flask import Flask
 
-from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.emulator import EmulatorServer, load_accounts, load_datacenter
 from bitbucket_signin.standalone import create_app
 
+from .datacenter import Site, register_link, served_later, server_config
 from .processes import redis_process
 from .support import (
     CATALOG_CHECK_INTERVAL,
@@ -33,6 +35,14 @@ pytest_plugins = ["bitbucket_signin.pytest_plugin"]
 def bitbucket_emulator_accounts() -> Path:
     """The emulator of ``bitbucket_signin.pytest_plugin`` knows the test accounts."""
     return DATA / "accounts.yaml"
+
+
+@pytest.fixture(scope="session")
+def bitbucket_emulator(bitbucket_emulator_accounts: Path) -> Iterator[EmulatorServer]:
+    """The plugin's emulator, playing Data Center too (under ``datacenter_url``)."""
+    accounts = bitbucket_emulator_accounts
+    with EmulatorServer(load_accounts(accounts), datacenter=load_datacenter(accounts)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +159,24 @@ def http() -> Iterator[requests.Session]:
     """A browser-like cookie jar for talking to the live app."""
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def make_site(
+    app_config: dict[str, Any], bitbucket: EmulatorServer, clock: FakeClock
+) -> Iterator[Callable[..., Site]]:
+    """``make_site(**overrides)``: an app with Bitbucket Cloud and the emulator's Data Center
+    (``BITBUCKET_SERVER_…``; the test link's redirect URL is this app's callback), on the
+    test clock, served over real HTTP on a free port."""
+    with ExitStack() as stack:
+
+        def factory(**overrides: Any) -> Site:
+            url, late = stack.enter_context(served_later())
+            register_link(bitbucket, url)
+            config = {**app_config, **server_config(bitbucket), "BITBUCKET_CLOCK": clock}
+            late.app = create_app(
+                {key: value for key, value in {**config, **overrides}.items() if value is not None}
+            )
+            return Site(url, late.app)
+
+        yield factory

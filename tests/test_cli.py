@@ -159,9 +159,9 @@ def test_check_under_wsgi_py_reports_every_problem_and_no_traceback(
 
 
 def test_check_says_in_one_line_what_else_stops_the_app(app_config: dict[str, Any]) -> None:
-    result = flask_command(app_env(app_config, BITBUCKET_CLIENT_ID=""), "check")
+    result = flask_command(app_env(app_config, BITBUCKET_CLIENT_SECRET=""), "check")
     assert result.exit_code == 1
-    assert result.output == "Error: BITBUCKET_CLIENT_ID is not set\n"
+    assert result.output == "Error: BITBUCKET_CLIENT_SECRET is not set\n"
 
 
 def test_commands_say_so_for_an_app_without_the_extension() -> None:

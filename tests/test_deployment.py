@@ -47,7 +47,11 @@ def test_signin_page_served(deployment: tuple[str, str]) -> None:
     ("environment", "line"),
     [
         ({}, "SECRET_KEY is not set: sessions cannot be signed without it"),
-        ({"FLASK_SECRET_KEY": SECRET_KEY}, "BITBUCKET_CLIENT_ID is not set"),
+        (
+            {"FLASK_SECRET_KEY": SECRET_KEY},
+            "Neither BITBUCKET_CLIENT_ID (Bitbucket Cloud) nor BITBUCKET_SERVER_URL "
+            "(Bitbucket Data Center) is set: set one, or both",
+        ),
     ],
 )
 def test_wsgi_refuses_to_start_with_one_line(environment: dict[str, str], line: str) -> None:

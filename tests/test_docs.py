@@ -37,7 +37,11 @@ def test_the_configuration_page_shows_every_setting_with_its_default() -> None:
         assert row.endswith(" |")
     assert "| `BITBUCKET_SIGNIN_RESOLVERS` |" in page
     assert '`["userIdMatchingUserEntityAnnotation"]` |' in page
-    assert "| `BITBUCKET_CLIENT_ID` | The OAuth consumer's key. | required |" in page
+    assert "| `BITBUCKET_CATALOG` | The catalog file, YAML or JSON. |" in page
+    assert (
+        "| `BITBUCKET_CLIENT_ID` | Bitbucket Cloud's OAuth consumer key: sets Cloud sign-in on. "
+        "| none: Cloud is off, and `BITBUCKET_SERVER_URL` must be set |"
+    ) in page
     assert "| `BITBUCKET_TIMEOUT` |" in page
     assert "| `10` |" in page
 

@@ -46,7 +46,10 @@ def test_the_wsgi_py_of_the_docs_says_one_line_and_exits_1(tmp_path: Path) -> No
         check=False,
     )
     assert result.returncode == 1
-    assert result.stderr == "yourapp: BITBUCKET_CLIENT_ID is not set\n"
+    assert result.stderr == (
+        "yourapp: Neither BITBUCKET_CLIENT_ID (Bitbucket Cloud) nor BITBUCKET_SERVER_URL "
+        "(Bitbucket Data Center) is set: set one, or both\n"
+    )
 
 
 def test_the_minimal_signin_html_of_the_docs_works(

@@ -19,6 +19,8 @@ RULES = (
     "errors",
     "config",
     "identity_keys",
+    "server_profile",
+    "server_resolvers",
     "identity_token",
 )
 

@@ -52,7 +52,7 @@ def test_sign_ins_latency_and_catalog(
     calls, calls_before = call_counts(after), call_counts(before)
     assert calls["token"] - calls_before["token"] == 2
     assert calls["user"] - calls_before["user"] == 2
-    assert set(calls) <= {"token", "user", "emails", "workspaces", "other"}
+    assert set(calls) <= {"token", "user", "emails", "workspaces", "whoami", "user search", "other"}
     assert after[("bitbucket_signin_catalog_users", ())] == 5
     assert 0 <= after[("bitbucket_signin_catalog_age_seconds", ())] < 600
     assert "jane" not in answer.text.lower()

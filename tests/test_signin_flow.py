@@ -13,7 +13,7 @@ import requests
 from flask import Flask, g, request, request_finished
 
 from bitbucket_signin.emulator import EmulatorServer
-from bitbucket_signin.oauth import PROVIDER
+from bitbucket_signin.profile import PROVIDER
 from bitbucket_signin.testing import SignedInClient
 
 from .support import (

@@ -1,4 +1,5 @@
-"""A local Bitbucket Cloud emulator: OAuth 2.0 consent and token endpoints and the user API.
+"""A local Bitbucket Cloud emulator: OAuth 2.0 consent and token endpoints and the user API;
+and Bitbucket Data Center under its context path (``datacenter``).
 
 Run it with ``python -m bitbucket_signin.emulator --accounts FILE`` or, in tests,
 ``with EmulatorServer(load_accounts(path)) as bitbucket: ...``.
@@ -17,6 +18,14 @@ from .accounts import (
     load_accounts,
 )
 from .app import create_app
+from .datacenter import DataCenterState, datacenter_state, install_datacenter
+from .datacenter_accounts import (
+    DataCenterConfig,
+    ServerConsumer,
+    ServerUser,
+    datacenter_from_dict,
+    load_datacenter,
+)
 from .faults import ENDPOINTS, Fault, FaultError, FaultRegistry, fault_from_dict, parse_fault_spec
 from .loopback import ListenAddressError
 from .server import EmulatorServer
@@ -27,6 +36,8 @@ __all__ = [
     "Account",
     "AccountsError",
     "Consumer",
+    "DataCenterConfig",
+    "DataCenterState",
     "Email",
     "EmulatorConfig",
     "EmulatorServer",
@@ -35,13 +46,19 @@ __all__ = [
     "FaultError",
     "FaultRegistry",
     "ListenAddressError",
+    "ServerConsumer",
+    "ServerUser",
     "WorkspaceMembership",
     "config_from_dict",
     "create_app",
+    "datacenter_from_dict",
+    "datacenter_state",
     "emulator_state",
     "fault_from_dict",
     "generated_account",
     "generated_accounts",
+    "install_datacenter",
     "load_accounts",
+    "load_datacenter",
     "parse_fault_spec",
 ]

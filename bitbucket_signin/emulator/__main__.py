@@ -11,6 +11,8 @@ from werkzeug.serving import make_server
 
 from .accounts import AccountsError, load_accounts
 from .app import create_app
+from .datacenter import install_datacenter
+from .datacenter_accounts import load_datacenter
 from .faults import ENDPOINTS, Fault, FaultError, parse_fault_spec
 from .loopback import ALLOW_FLAG, ListenAddressError, check_listen_address, warn_exposed
 
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(
         prog="python -m bitbucket_signin.emulator",
-        description="Serve a local Bitbucket Cloud emulator (OAuth 2.0 and the 2.0 user API).",
+        description="Serve a local Bitbucket Cloud emulator (OAuth 2.0 and the 2.0 user API), "
+        "and Bitbucket Data Center under its context path when the accounts file has a "
+        "'datacenter' section.",
         epilog=f"{ACCOUNTS_HELP}\n{FAULT_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--accounts",
         default=str(EXAMPLE_ACCOUNTS),
         help="YAML or JSON accounts file (see below; default: the packaged example)",
+    )
+    parser.add_argument(
+        "--context-path",
+        metavar="PATH",
+        help="serve Data Center under PATH (default: the accounts file's, else /bitbucket)",
     )
     parser.add_argument(
         "--generate-accounts",
@@ -103,15 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_listen_address(args.host, allow_non_loopback=args.allow_non_loopback)
         config = load_accounts(args.accounts, generate=max(args.generate_accounts, 0))
+        datacenter = load_datacenter(args.accounts, context_path=args.context_path)
+        if datacenter is None and args.context_path is not None:
+            raise AccountsError(f"--context-path: {args.accounts} has no 'datacenter' section")
     except (ListenAddressError, AccountsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.allow_non_loopback:
         warn_exposed()
+    app = create_app(config, dict(args.fault))
+    if datacenter is not None:
+        install_datacenter(app, datacenter)
     try:
-        server = make_server(
-            args.host, args.port, create_app(config, dict(args.fault)), threaded=True
-        )
+        server = make_server(args.host, args.port, app, threaded=True)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -120,6 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({len(config.consumers)} consumers, {len(config.accounts)} accounts)",
         flush=True,
     )
+    if datacenter is not None:
+        print(
+            f"Bitbucket Data Center emulator on http://{args.host}:{server.server_port}"
+            f"{datacenter.context_path} ({len(datacenter.consumers)} links, "
+            f"{len(datacenter.users)} users)",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

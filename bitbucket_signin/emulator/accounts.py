@@ -130,21 +130,25 @@ def generated_accounts(n: int) -> list[dict[str, Any]]:
 
 def load_accounts(path: str | Path, *, generate: int = 0) -> EmulatorConfig:
     """Read a YAML or JSON accounts file, adding ``generate`` synthetic accounts."""
+    return config_from_dict(read_document(path), source=str(path), generate=generate)
+
+
+def read_document(path: str | Path) -> Any:
+    """The parsed YAML or JSON of an accounts file."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise AccountsError(f"accounts file {source}: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+        return json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise AccountsError(f"accounts file {source}: invalid syntax: {_one_line(exc)}") from exc
-    return config_from_dict(data, source=source, generate=generate)
 
 
 def config_from_dict(data: Any, *, source: str = "<config>", generate: int = 0) -> EmulatorConfig:
     """Validate an accounts document already parsed into Python objects."""
-    checker = _Checker(source)
+    checker = Checker(source)
     if not isinstance(data, dict):
         raise checker.error("must be a mapping with 'consumers' and 'accounts'")
     consumers = checker.items(data, "consumers", required=True)
@@ -165,7 +169,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _unique(checker: _Checker, kind: str, attr: str, items: list[_T]) -> dict[str, _T]:
+def _unique(checker: Checker, kind: str, attr: str, items: list[_T]) -> dict[str, _T]:
     seen: dict[str, _T] = {}
     for item in items:
         value = getattr(item, attr)
@@ -175,7 +179,7 @@ def _unique(checker: _Checker, kind: str, attr: str, items: list[_T]) -> dict[st
     return seen
 
 
-class _Checker:
+class Checker:
     """Field-by-field validation producing one-line errors that name the entry."""
 
     def __init__(self, source: str) -> None:

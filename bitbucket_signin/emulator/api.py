@@ -151,8 +151,13 @@ def avatar(account_id: str) -> ResponseReturnValue:
     )
     if account is None:
         return Response("Not found", 404, content_type="text/plain")
-    initials = "".join(word[0] for word in account.display_name.split()[:2]).upper()
-    hue = int(hashlib.sha256(account_id.encode()).hexdigest()[:4], 16) % 360
+    return initials_avatar(account.display_name, account_id)
+
+
+def initials_avatar(display_name: str, seed: str) -> Response:
+    """An SVG avatar: the name's initials on a colour derived from ``seed``."""
+    initials = "".join(word[0] for word in display_name.split()[:2]).upper()
+    hue = int(hashlib.sha256(seed.encode()).hexdigest()[:4], 16) % 360
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="128" height="128" viewBox="0 0 128 128">'
         f'<rect width="128" height="128" fill="hsl({hue},55%,42%)"/>'

@@ -19,9 +19,13 @@ P = ParamSpec("P")
 
 
 def endpoint(
-    name: str,
+    name: str, error_for_status: Callable[[int, str], Exception] | None = None
 ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, ResponseReturnValue]]:
-    """Name a view for the request log and apply the endpoint's injected fault first."""
+    """Name a view for the request log and apply the endpoint's injected fault first.
+
+    ``error_for_status(status, phrase)`` is the error a ``status`` fault raises (default:
+    Bitbucket Cloud's for the endpoint).
+    """
 
     def decorate(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
@@ -33,7 +37,7 @@ def endpoint(
                 if fault.latency or fault.hang:
                     state.faults.sleep(fault.latency + fault.hang)
                 if fault.replaces_response:
-                    return _fault_response(name, fault)
+                    return _fault_response(name, fault, error_for_status)
             return view(*args, **kwargs)
 
         return wrapper
@@ -41,15 +45,20 @@ def endpoint(
     return decorate
 
 
-def _fault_response(name: str, fault: Fault) -> ResponseReturnValue:
+def _fault_response(
+    name: str, fault: Fault, error_for_status: Callable[[int, str], Exception] | None
+) -> ResponseReturnValue:
     status = fault.status or 200
     if fault.body is not None:
-        default_type = "text/html; charset=utf-8" if name == "authorize" else "application/json"
+        page = name.endswith("authorize")
+        default_type = "text/html; charset=utf-8" if page else "application/json"
         return Response(fault.body, status, content_type=fault.content_type or default_type)
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
+    if error_for_status is not None:
+        raise error_for_status(status, phrase)
     if name == "authorize":
         raise PageError(status, phrase, "Something went wrong. Please try again later.")
     if name == "token":

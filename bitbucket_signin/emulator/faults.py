@@ -6,7 +6,19 @@ import threading
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-ENDPOINTS = ("authorize", "token", "user", "emails", "workspaces")
+ENDPOINTS = (
+    "authorize",
+    "token",
+    "user",
+    "emails",
+    "workspaces",
+    # Bitbucket Data Center's
+    "dc-authorize",
+    "dc-token",
+    "dc-whoami",
+    "dc-users",
+    "dc-user",
+)
 ANY_ENDPOINT = "*"
 MAX_SECONDS = 60.0
 HANG_DEFAULT_SECONDS = 30.0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .accounts import Consumer
@@ -45,7 +46,8 @@ def check_authorize(params: Mapping[str, str]) -> Consumer:
     return consumer
 
 
-def _with_query(url: str, params: Mapping[str, str | None]) -> str:
+def with_query(url: str, params: Mapping[str, str | None]) -> str:
+    """``url`` with ``params`` (those not ``None``) added to its query."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     query += [(key, value) for key, value in params.items() if value is not None]
@@ -56,7 +58,7 @@ def _back_to_client(
     consumer: Consumer, params: Mapping[str, str], **extra: str
 ) -> ResponseReturnValue:
     target = params.get("redirect_uri") or consumer.callback_url
-    return redirect(_with_query(target, {**extra, "state": params.get("state")}), 302)
+    return redirect(with_query(target, {**extra, "state": params.get("state")}), 302)
 
 
 def grant(consumer: Consumer, who: str, params: Mapping[str, str]) -> ResponseReturnValue:
@@ -130,15 +132,26 @@ def _client() -> Consumer:
 @endpoint("token")
 def access_token() -> ResponseReturnValue:
     """The token endpoint: ``authorization_code`` and ``refresh_token`` grants."""
-    consumer = _client()
-    state = emulator_state()
+    consumer, state = _client(), emulator_state()
+    return token_response(
+        lambda: state.redeem_code(consumer, request.form),
+        lambda: state.refresh(consumer, request.form),
+        unsupported="invalid_grant",
+    )
+
+
+def token_response(
+    redeem: Callable[[], dict[str, Any]], refresh: Callable[[], dict[str, Any]], unsupported: str
+) -> Response:
+    """The token endpoint's answer to the form's ``grant_type``; ``unsupported`` is the error
+    code for any other grant type."""
     grant_type = request.form.get("grant_type")
     if grant_type == "authorization_code":
-        body = state.redeem_code(consumer, request.form)
+        body = redeem()
     elif grant_type == "refresh_token":
-        body = state.refresh(consumer, request.form)
+        body = refresh()
     else:
-        raise TokenEndpointError(400, "invalid_grant", f"Unsupported grant type: {grant_type}")
+        raise TokenEndpointError(400, unsupported, f"Unsupported grant type: {grant_type}")
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

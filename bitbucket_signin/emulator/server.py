@@ -11,6 +11,8 @@ from werkzeug.serving import make_server
 
 from .accounts import EmulatorConfig
 from .app import create_app
+from .datacenter import install_datacenter
+from .datacenter_accounts import DataCenterConfig
 from .faults import Fault
 from .loopback import check_listen_address, warn_exposed
 from .state import EmulatorState, emulator_state
@@ -21,7 +23,9 @@ class EmulatorServer:
 
     Starts on construction; ``port=0`` picks a free port. Use as a context manager or call
     :meth:`shutdown`. A non-loopback ``host`` raises :class:`ListenAddressError` unless
-    ``allow_non_loopback`` is true, which prints a warning banner on stderr.
+    ``allow_non_loopback`` is true, which prints a warning banner on stderr. With
+    ``datacenter``, Bitbucket Data Center answers too, at ``datacenter_url`` (the URL plus
+    its context path).
     """
 
     def __init__(
@@ -32,15 +36,19 @@ class EmulatorServer:
         port: int = 0,
         faults: Mapping[str, Fault] | None = None,
         allow_non_loopback: bool = False,
+        datacenter: DataCenterConfig | None = None,
     ) -> None:
         check_listen_address(host, allow_non_loopback=allow_non_loopback)
         if allow_non_loopback:
             warn_exposed()
         self.app: Flask = create_app(config, faults)
+        if datacenter is not None:
+            install_datacenter(self.app, datacenter)
         self._server = make_server(host, port, self.app, threaded=True)
         self.host = host
         self.port: int = self._server.server_port
         self.url = f"http://{host}:{self.port}"
+        self.datacenter_url = self.url + datacenter.context_path if datacenter else None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"bitbucket-emulator-{self.port}", daemon=True
         )

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,7 @@ class EmulatorState:
         self.calls: dict[str, deque[float]] = {}
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self.clock_offset = 0.0
+        self.on_reset: list[Callable[[], None]] = []  # what else the reset forgets
         self.token_lifetime = TOKEN_LIFETIME
 
     def now(self) -> float:
@@ -77,6 +78,8 @@ class EmulatorState:
             self.clock_offset = 0.0
             self.token_lifetime = TOKEN_LIFETIME
         self.faults.clear()
+        for forget in self.on_reset:
+            forget()
 
     def issue_code(self, consumer: Consumer, account: Account, params: Mapping[str, str]) -> str:
         """A new single-use authorization code."""
@@ -104,7 +107,11 @@ class EmulatorState:
             if code.redirect_uri is not None and form.get("redirect_uri") != code.redirect_uri:
                 raise TokenEndpointError(400, "invalid_grant", "redirect_uri does not match")
             verifier = form.get("code_verifier")
-            if code.code_challenge and verifier is not None and not _pkce_matches(code, verifier):
+            if (
+                code.code_challenge
+                and verifier is not None
+                and not pkce_matches(code.code_challenge, code.code_challenge_method, verifier)
+            ):
                 raise TokenEndpointError(400, "invalid_grant", "code_verifier does not match")
             return self._issue_tokens(consumer, code.account, "authorization_code")
 
@@ -185,12 +192,13 @@ def emulator_state(app: Flask | None = None) -> EmulatorState:
     return state
 
 
-def _pkce_matches(code: AuthorizationCode, verifier: str) -> bool:
-    if code.code_challenge_method == "S256":
+def pkce_matches(challenge: str | None, method: str | None, verifier: str) -> bool:
+    """Whether ``verifier`` answers the PKCE ``challenge`` made with ``method``."""
+    if method == "S256":
         digest = hashlib.sha256(verifier.encode()).digest()
         expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-    elif code.code_challenge_method in (None, "plain"):
+    elif method in (None, "plain"):
         expected = verifier
     else:
         return False
-    return hmac.compare_digest(expected.encode(), (code.code_challenge or "").encode())
+    return hmac.compare_digest(expected.encode(), (challenge or "").encode())

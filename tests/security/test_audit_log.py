@@ -39,6 +39,8 @@ FIELDS = [
     "time",
     "outcome",
     "reason",
+    "provider",
+    "user_id",
     "uuid",
     "account_id",
     "resolver",

@@ -18,8 +18,11 @@ from bitbucket_signin.emulator import (
     EmulatorServer,
     ListenAddressError,
     create_app,
+    datacenter_state,
     emulator_state,
+    install_datacenter,
     load_accounts,
+    load_datacenter,
 )
 
 from ..support import CLIENT_ID, DATA, JANE, client_at
@@ -39,6 +42,18 @@ CONTROL_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/_emulator/reset", {}),
     ("POST", "/_emulator/clock", {"json": {"advance": 3600}}),
     ("GET", f"/_emulator/authorize-as/{JANE}", {"query_string": AUTHORIZE_QUERY}),
+    ("PUT", "/_emulator/datacenter/links/k", {"json": {"secret": "s", "redirect_url": "http://x"}}),
+    (
+        "GET",
+        "/_emulator/datacenter/authorize-as/jane@example.com",
+        {
+            "query_string": {
+                "client_id": "dc-client-id",
+                "redirect_uri": "http://127.0.0.1:7007/api/auth/bitbucketServer/handler/frame",
+                "response_type": "code",
+            }
+        },
+    ),
 ]
 
 
@@ -97,7 +112,12 @@ def test_emulator_server_refuses_a_non_loopback_address_unless_allowed(
 
 @pytest.fixture
 def emulator_app() -> FlaskClient:
-    return create_app(load_accounts(ACCOUNTS)).test_client()
+    """Cloud, and Data Center under /bitbucket."""
+    app = create_app(load_accounts(ACCOUNTS))
+    datacenter = load_datacenter(ACCOUNTS)
+    assert datacenter is not None
+    install_datacenter(app, datacenter)
+    return app.test_client()
 
 
 @pytest.mark.parametrize(("method", "path", "options"), CONTROL_CALLS)
@@ -119,6 +139,8 @@ def test_control_routes_refuse_a_peer_off_this_machine(
     assert response.status_code == 403
     assert "only on loopback" in response.get_json()["error"]
     assert state.codes == {}
+    assert datacenter_state(emulator_app.application).codes == {}
+    assert set(datacenter_state(emulator_app.application).links) == {"dc-client-id"}
     assert state.faults.snapshot() == {}
     assert state.clock_offset == 0
     assert len(state.requests()) == 1

@@ -181,7 +181,7 @@ def test_next_page_links_never_become_metric_labels(
     """Next-page links come from the answer (only their origin is checked): an API that pages
     ``/user/emails`` through fresh random paths must not add a series per path to
     ``bitbucket_signin_bitbucket_call_seconds``, which would grow for as long as the process
-    lives. Every call is counted under one of five fixed kinds."""
+    lives. Every call is counted under one of seven fixed kinds."""
     next_pages = 4
 
     def emails_through_new_paths(upstream: Upstream, handler: BaseHTTPRequestHandler) -> None:
@@ -211,7 +211,7 @@ def test_next_page_links_never_become_metric_labels(
     labels = {
         labels for name, labels in after if name == "bitbucket_signin_bitbucket_call_seconds_count"
     }
-    kinds = ("token", "user", "emails", "workspaces", "other")
+    kinds = ("token", "user", "emails", "workspaces", "whoami", "user search", "other")
     assert labels <= {(("call", kind),) for kind in kinds}
     calls = call_counts(after) - call_counts(before)
     assert calls == {"token": 3, "user": 3, "emails": 3, "other": 3 * next_pages}

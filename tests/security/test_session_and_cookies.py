@@ -37,6 +37,7 @@ CALLBACK = "http://127.0.0.1/api/auth/bitbucket/handler/frame"
 # All a signed-in session may hold: the Bitbucket identity, Flask-Login's bookkeeping, CSRF.
 SESSION_KEYS = {
     "_bitbucket_profile",
+    "_bitbucket_provider",
     "_bitbucket_signed_in_at",
     "_bitbucket_seen_at",
     "_bitbucket_csrf",

@@ -63,7 +63,7 @@ def test_our_own_check_refuses_an_untrusted_host(make_app: Callable[..., Flask],
     with app.test_request_context("/api/auth/bitbucket/start", headers={"Host": host}):
         app.config["TRUSTED_HOSTS"] = TRUSTED  # set, but not seen by Flask for this request
         with pytest.raises(SignInError) as refused:
-            _callback_url(get_extension().settings)
+            _callback_url(get_extension().provider("bitbucket"))
     assert refused.value.status == 400
 
 

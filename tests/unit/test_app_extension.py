@@ -44,7 +44,7 @@ def test_the_extension_of_an_app_with_or_without_its_context() -> None:
 def test_bitbucket_is_asked_only_for_the_lists_the_settings_need(
     config: dict[str, Any], listings: tuple[Any, ...]
 ) -> None:
-    assert extension_of(**config).client.listings == listings
+    assert extension_of(**config).provider("bitbucket").client.listings == listings
 
 
 def test_emails_switched_off_under_an_email_resolver_stops_start_up() -> None:

@@ -163,7 +163,9 @@ def test_start_session_replaces_whatever_the_session_held(clock: FakeClock) -> N
     identity = Identity("user:default/jdoe", ("user:default/jdoe",))
     with app.test_request_context("/"):
         session["planted"] = "by an attacker before the sign-in"
-        user = start_session(get_extension(), identity, profile)
+        user = start_session(
+            get_extension(), get_extension().provider("bitbucket"), identity, profile
+        )
         assert RegeneratingSessions.regenerated == 1
         assert "planted" not in session
         # Of the workspaces, only what the restriction reads again.
