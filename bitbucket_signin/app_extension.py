@@ -86,12 +86,14 @@ class AppExtension:
         when there is none."""
         return self.provider(CLOUD).resolve(profile, self.catalog_store.current())
 
-    def person_client(self, person: str) -> PersonClient:
-        """Bitbucket's API as ``person`` (a uuid), signed in with this request's session."""
+    def person_client(self, person: str, provider: str) -> PersonClient:
+        """The API of ``provider`` as ``person`` (its user id there), signed in with this
+        request's session."""
         sid = getattr(session, "sid", None)
         if self.tokens is None or not isinstance(sid, str):
             raise TokensNotKeptError()
-        return PersonClient(self.settings, self.tokens, person, sid, self.user_agent)
+        api = self.provider(provider).person_api
+        return PersonClient(self.settings, api, self.tokens, person, sid, self.user_agent)
 
     def sign_out_everywhere(self, person: str) -> int:
         """End every session of the Bitbucket account ``person`` (its uuid); how many ended.

@@ -1,8 +1,10 @@
 """``current_user.bitbucket``: Bitbucket's API as the signed-in person, through Authlib.
 
 A ``requests`` session (Authlib's OAuth 2.0 client for ``requests``) holding the person's
-kept access token. Paths are relative to ``BITBUCKET_API_BASE_URL``
-(``get("repositories/acme")``); an absolute URL is taken only on the API's own origin (the
+kept access token, for whichever provider signed the person in (its :class:`PersonApi`):
+paths are relative to that provider's API base (``BITBUCKET_API_BASE_URL`` for Bitbucket
+Cloud, ``get("repositories/acme")``; ``{BITBUCKET_SERVER_API_URL}/rest/api/latest/`` for
+Data Center, ``get("projects")``); an absolute URL is taken only on the API's own origin (the
 ``next`` links of Bitbucket's lists), so the token never travels anywhere else. Every call
 goes through the bounded transport (a deadline for the whole call, no redirects, a body
 cap). Before each call the token is made fresh by the token store: refreshed shortly before
@@ -11,6 +13,8 @@ it expires, once across every worker and host.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
@@ -24,6 +28,22 @@ from .redirects import origin
 from .tokens import REFRESH_CALL, KeptToken, TokenStore
 
 
+@dataclass(frozen=True)
+class PersonApi:
+    """A provider's API as its signed-in people: where their kept tokens are refreshed
+    (``token_url``, with the client's credentials sent as ``auth_method`` says) and the base
+    URL of the calls made with them. ``upstream`` names the provider in messages; Data Center
+    wants a refresh to send the sign-in's redirect_uri again."""
+
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    token_url: str
+    auth_method: str
+    api_base_url: str
+    upstream: str
+    refresh_sends_redirect_uri: bool = False
+
+
 class PersonClient(OAuth2Session):  # type: ignore[misc]
     """Calls to Bitbucket's API as one person (the session ``sid`` of ``person``).
 
@@ -34,19 +54,34 @@ class PersonClient(OAuth2Session):  # type: ignore[misc]
     """
 
     def __init__(
-        self, settings: Settings, store: TokenStore, person: str, sid: str, user_agent: str
+        self,
+        settings: Settings,
+        api: PersonApi,
+        store: TokenStore,
+        person: str,
+        sid: str,
+        user_agent: str,
     ) -> None:
         super().__init__(
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method's name
-            token_endpoint=settings.token_url,
+            client_id=api.client_id,
+            client_secret=api.client_secret,
+            token_endpoint_auth_method=api.auth_method,
+            token_endpoint=api.token_url,
         )
-        self.api_base_url = settings.api_base_url
+        self.api_base_url = api.api_base_url
+        self._sends_redirect_uri = api.refresh_sends_redirect_uri
         self._store, self._person, self._sid = store, person, sid
         mount_bounded_transport(self, settings)
         self.headers["User-Agent"] = user_agent
-        self.register_compliance_hook("refresh_token_response", _check_refresh_response)
+        # A refresh token no longer accepted (used, expired, or the person took the app's
+        # access back) ends the sign-in; any other failure is an ``UpstreamError``.
+        check = partial(
+            check_token_response,
+            what=REFRESH_CALL,
+            upstream=api.upstream,
+            invalid_grant=SignInEndedError,
+        )
+        self.register_compliance_hook("refresh_token_response", check)
         self._kept = self._fresh_token()
 
     def request(
@@ -70,7 +105,7 @@ class PersonClient(OAuth2Session):  # type: ignore[misc]
             if origin(path_or_url) != origin(self.api_base_url):
                 raise ValueError(
                     "current_user.bitbucket sends the person's token to Bitbucket's API only: "
-                    "give a path relative to BITBUCKET_API_BASE_URL"
+                    f"give a path relative to {self.api_base_url}"
                 )
             return path_or_url
         return f"{self.api_base_url}/{path_or_url.lstrip('/')}"
@@ -91,24 +126,13 @@ class PersonClient(OAuth2Session):  # type: ignore[misc]
         self.token = kept.as_authlib_token()
         return kept
 
-    def _refresh(self, refresh_token: str) -> dict[str, Any]:
-        """Spend ``refresh_token`` at Bitbucket's token endpoint for new tokens."""
+    def _refresh(self, kept: KeptToken) -> dict[str, Any]:
+        """Spend the kept refresh token at the provider's token endpoint for new tokens."""
+        extra = {"redirect_uri": kept.redirect_uri} if self._sends_redirect_uri else {}
         try:
             answer = self.refresh_token(
-                self.metadata["token_endpoint"], refresh_token=refresh_token
+                self.metadata["token_endpoint"], refresh_token=kept.refresh_token, **extra
             )
         except requests.RequestException as error:
             raise upstream_error_for_exception(error, REFRESH_CALL) from None
         return dict(answer)
-
-
-def _check_refresh_response(response: requests.Response) -> requests.Response:
-    """A refresh token that Bitbucket no longer accepts (used, expired, or the person took
-    the app's access back) ends the sign-in; any other failure is an ``UpstreamError``."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("error") == "invalid_grant":
-        raise SignInEndedError()
-    return check_token_response(response, REFRESH_CALL)

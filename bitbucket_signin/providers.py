@@ -17,10 +17,11 @@ from .client import BitbucketClient
 from .config import ServerSettings, Settings
 from .errors import ConfigError, SignInError
 from .oauth import bitbucket_oauth_app, requested_scopes
+from .person_client import PersonApi
 from .profile import PROVIDER as CLOUD
 from .profile import BitbucketProfile, for_session, normalize_uuid, workspace_refusal
 from .resolvers import Identity, P, ProviderResolver, Resolver, resolve
-from .server_client import DataCenterClient
+from .server_client import REST_PATH, DataCenterClient
 from .server_oauth import server_oauth_app
 from .server_profile import PROVIDER as DATA_CENTER
 from .server_profile import ServerProfile
@@ -46,7 +47,8 @@ class Provider(Generic[P]):
     ``name`` is Backstage's (``bitbucket``, ``bitbucketServer``): Authlib's client name and
     the routes' last segment; ``routes`` prefixes the endpoints of its routes (``start``,
     ``server_start``, …), which live under ``url_prefix``; ``label`` names it on the
-    sign-in button; ``scopes`` are those asked of it.
+    sign-in button; ``scopes`` are those asked of it; ``person_api`` is its API as the
+    signed-in person (``current_user.bitbucket``, with ``BITBUCKET_KEEP_TOKENS``).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Provider(Generic[P]):
     same_user: Callable[[P, str], bool]
     kept: Callable[[P], P]
     refusal: Callable[[P], SignInError | None]
+    person_api: PersonApi
 
     def endpoint(self, route: str) -> str:
         """The blueprint endpoint of one of its routes: ``start``, ``callback``, …"""
@@ -102,6 +105,14 @@ def cloud_provider(
         same_user=lambda profile, user_id: normalize_uuid(profile.uuid) == normalize_uuid(user_id),
         kept=partial(for_session, allowed=allowed),
         refusal=partial(_workspace_refusal, allowed=allowed),
+        person_api=PersonApi(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            token_url=settings.token_url,
+            auth_method="client_secret_basic",
+            api_base_url=settings.api_base_url,
+            upstream="Bitbucket",
+        ),
     )
 
 
@@ -144,4 +155,13 @@ def server_provider(
         same_user=lambda profile, user_id: profile.user_id == user_id,
         kept=lambda profile: profile,
         refusal=lambda profile: None,
+        person_api=PersonApi(
+            client_id=server.client_id,
+            client_secret=server.client_secret,
+            token_url=server.token_url,
+            auth_method="client_secret_post",  # the form body: Data Center documents no other
+            api_base_url=server.api_url + REST_PATH,
+            upstream="Bitbucket Data Center",
+            refresh_sends_redirect_uri=True,
+        ),
     )

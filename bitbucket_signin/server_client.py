@@ -35,7 +35,8 @@ from .waiting import Deadline
 logger = logging.getLogger(__name__)
 
 WHOAMI_PATH = "/plugins/servlet/applinks/whoami"
-USERS_PATH = "/rest/api/latest/users"
+REST_PATH = "/rest/api/latest"
+USERS_PATH = REST_PATH + "/users"
 PAGE_LIMIT = 100
 MAX_PAGES = 20
 AVATAR_SIZE = 64

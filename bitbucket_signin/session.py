@@ -77,10 +77,11 @@ class CatalogUser(UserMixin):  # type: ignore[misc]
 
     @cached_property
     def bitbucket(self) -> PersonClient:
-        """Bitbucket's API as this person, with paths relative to ``BITBUCKET_API_BASE_URL``
-        (``current_user.bitbucket.get("repositories/acme")``); needs
-        ``BITBUCKET_KEEP_TOKENS`` (else :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
-        return get_extension().person_client(self.get_id())
+        """The API of the Bitbucket that signed this person in, as them, with paths relative
+        to its API base (Cloud's ``BITBUCKET_API_BASE_URL``: ``get("repositories/acme")``;
+        Data Center's REST API: ``get("projects")``); needs ``BITBUCKET_KEEP_TOKENS`` (else
+        :class:`~bitbucket_signin.errors.TokensNotKeptError`)."""
+        return get_extension().person_client(self.get_id(), self.profile.provider)
 
     def get_id(self) -> str:
         return self.profile.user_id

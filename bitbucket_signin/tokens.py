@@ -38,28 +38,36 @@ LOCK_POLL_SECONDS = 0.05
 # Beyond the refresh call's own bound (BITBUCKET_TIMEOUT): a lock outliving its holder's
 # call never lets a second refresh spend the same refresh token.
 LOCK_SPARE_SECONDS = 5.0
-# The answer to a refresh: Bitbucket's token response (access_token, refresh_token, ...).
-# Raises SignInEndedError when Bitbucket refuses the refresh token (invalid_grant).
-Refresher = Callable[[str], Mapping[str, Any]]
+# The answer to a refresh of the kept token: Bitbucket's token response (access_token,
+# refresh_token, ...). Raises SignInEndedError when Bitbucket refuses the refresh token
+# (invalid_grant).
+Refresher = Callable[["KeptToken"], Mapping[str, Any]]
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class KeptToken:
-    """A person's tokens; ``expires_at`` in seconds since the epoch, on the app's clock."""
+    """A person's tokens; ``expires_at`` in seconds since the epoch, on the app's clock;
+    ``redirect_uri`` that of the sign-in which issued them (Data Center wants the identical
+    one on every refresh)."""
 
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)
     expires_at: float
     scope: str
+    redirect_uri: str = ""
 
     @classmethod
     def from_response(
-        cls, response: Mapping[str, Any], now: float, previous: KeptToken | None = None
+        cls,
+        response: Mapping[str, Any],
+        now: float,
+        previous: KeptToken | None = None,
+        redirect_uri: str = "",
     ) -> KeptToken:
-        """From a token response (``scope`` since 2026, ``scopes`` before); a response
-        without a new refresh token keeps the previous one. Anything else missing or odd
-        is an ``UpstreamError``."""
+        """From a token response (``scope`` since 2026, ``scopes`` before); a refresh's
+        response keeps the ``previous`` token's redirect_uri, and its refresh token when it
+        sends no new one. Anything else missing or odd is an ``UpstreamError``."""
         access_token = response.get("access_token")
         refresh_token = response.get("refresh_token") or (previous and previous.refresh_token)
         expires_in = response.get("expires_in")
@@ -79,6 +87,7 @@ class KeptToken:
             refresh_token=refresh_token,
             expires_at=now + float(expires_in),
             scope=scope if isinstance(scope, str) else "",
+            redirect_uri=previous.redirect_uri if previous else redirect_uri,
         )
 
     def is_fresh(self, now: float) -> bool:
@@ -108,10 +117,11 @@ class KeptToken:
                 refresh_token=fields["refresh_token"],
                 expires_at=float(fields["expires_at"]),
                 scope=fields["scope"],
+                redirect_uri=fields.get("redirect_uri", ""),
             )
         except (ValueError, TypeError, KeyError):
             return None
-        strings = (token.access_token, token.refresh_token, token.scope)
+        strings = (token.access_token, token.refresh_token, token.scope, token.redirect_uri)
         return token if all(isinstance(value, str) for value in strings) else None
 
 
@@ -136,9 +146,10 @@ class TokenStore:
         self.lifetime = lifetime
         self.lock_seconds = refresh_seconds + LOCK_SPARE_SECONDS
 
-    def token_of_sign_in(self, response: Mapping[str, Any]) -> KeptToken:
-        """The tokens of the sign-in's token response; ``UpstreamError`` if malformed."""
-        return KeptToken.from_response(response, self.clock())
+    def token_of_sign_in(self, response: Mapping[str, Any], redirect_uri: str) -> KeptToken:
+        """The tokens of the sign-in's token response (asked for with ``redirect_uri``);
+        ``UpstreamError`` if malformed."""
+        return KeptToken.from_response(response, self.clock(), redirect_uri=redirect_uri)
 
     def keep(self, person: str, sid: str, token: KeptToken) -> None:
         """Keep the tokens of a sign-in that just happened; raises
@@ -189,7 +200,7 @@ class TokenStore:
             if current.access_token != stale.access_token or current.is_fresh(self.clock()):
                 return current  # refreshed while this one waited for the lock
             try:
-                response = refresh(current.refresh_token)
+                response = refresh(current)
             except SignInEndedError:
                 self.client.delete(key)
                 raise

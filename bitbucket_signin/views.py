@@ -224,9 +224,8 @@ def callback(provider: str) -> ResponseReturnValue:
         _check_provider_error()
         profile, token = _ask_bitbucket(extension, signing_in)
         identity = signing_in.resolve(profile, extension.catalog_store.current())
-        # Tokens are kept for Bitbucket Cloud's sign-ins (what current_user.bitbucket calls).
-        keeps = extension.tokens is not None and signing_in.name == CLOUD
-        kept = extension.tokens.token_of_sign_in(token) if extension.tokens and keeps else None
+        redirect_uri = str(pending.get("redirect_uri", ""))
+        kept = extension.tokens.token_of_sign_in(token, redirect_uri) if extension.tokens else None
         issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
         session.pop(pending_key, None)

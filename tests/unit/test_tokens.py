@@ -20,6 +20,7 @@ from ..processes import free_port
 from ..support import JANE, FakeClock
 
 SID = "a-session-id"
+CALLBACK = "https://portal.example.com/api/auth/bitbucketServer/handler/frame"
 SIGN_IN = {"access_token": "a1", "refresh_token": "r1", "expires_in": 7200, "scope": "account"}
 
 
@@ -29,20 +30,21 @@ class Refresher:
     def __init__(self) -> None:
         self.spent: list[str] = []
 
-    def __call__(self, refresh_token: str) -> Mapping[str, Any]:
-        self.spent.append(refresh_token)
+    def __call__(self, stale: KeptToken) -> Mapping[str, Any]:
+        assert stale.redirect_uri == CALLBACK  # what the sign-in asked with, every time
+        self.spent.append(stale.refresh_token)
         n = len(self.spent) + 1
         return {"access_token": f"a{n}", "refresh_token": f"r{n}", "expires_in": 7200}
 
 
-def refused(refresh_token: str) -> Mapping[str, Any]:
+def refused(stale: KeptToken) -> Mapping[str, Any]:
     raise SignInEndedError()
 
 
 @pytest.fixture
 def kept(store: redis.Redis, clock: FakeClock) -> TokenStore:
     tokens = TokenStore(store, clock=clock, lifetime=timedelta(minutes=30), refresh_seconds=1)
-    tokens.keep(JANE, SID, tokens.token_of_sign_in(SIGN_IN))
+    tokens.keep(JANE, SID, tokens.token_of_sign_in(SIGN_IN, CALLBACK))
     return tokens
 
 
@@ -62,7 +64,7 @@ def test_a_due_token_is_refreshed_once_and_the_rotated_one_kept(
     assert kept.current(JANE, SID, refresher).access_token == "a2"
     assert refresher.spent == ["r1"]
     assert KeptToken.decode(store.get(tokens_key(JANE, SID)) or b"") == KeptToken(
-        "a2", "r2", clock() + 7200, ""
+        "a2", "r2", clock() + 7200, "", CALLBACK
     )
     assert 0 < store.ttl(tokens_key(JANE, SID)) <= 30 * 60  # the key's expiry is kept
 
@@ -83,9 +85,9 @@ def test_a_refresh_after_the_tokens_were_forgotten_does_not_bring_them_back(
 ) -> None:
     clock.advance(7200)
 
-    def sign_out_meanwhile(refresh_token: str) -> Mapping[str, Any]:
+    def sign_out_meanwhile(stale: KeptToken) -> Mapping[str, Any]:
         store.delete(tokens_key(JANE, SID))
-        return Refresher()(refresh_token)
+        return Refresher()(stale)
 
     with pytest.raises(SignInEndedError):
         kept.current(JANE, SID, sign_out_meanwhile)
@@ -130,6 +132,6 @@ def test_redis_away_is_the_session_stores_503(clock: FakeClock) -> None:
     away = redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0))
     tokens = TokenStore(away, clock=clock, lifetime=timedelta(minutes=1), refresh_seconds=1)
     with pytest.raises(SessionStoreUnavailableError):
-        tokens.keep(JANE, SID, tokens.token_of_sign_in(SIGN_IN))
+        tokens.keep(JANE, SID, tokens.token_of_sign_in(SIGN_IN, CALLBACK))
     with pytest.raises(SessionStoreUnavailableError):
         tokens.current(JANE, SID, Refresher())
