@@ -1,7 +1,7 @@
 """Bad catalogs at the application level: at start-up the app refuses with one line naming
 the file and the entity; while running it keeps the last good catalog and logs the problem.
 
-The loader's own cases (messages, hypothesis) are in tests/test_catalog.py; these run the
+The loader's own cases (messages, hypothesis) are in tests/unit/test_catalog.py; these run the
 same kinds of breakage through ``create_app`` and a live, signed-in app.
 """
 

@@ -24,7 +24,7 @@ from bitbucket_signin.emulator.accounts import config_from_dict
 from bitbucket_signin.standalone import create_app
 
 from ..support import DATA, FakeClock, edit_catalog, serve, session_contents, sign_in
-from ..test_identity_keys import FOLDED, LOOK_ALIKES
+from ..unit.test_identity_keys import FOLDED, LOOK_ALIKES
 from .test_session_and_cookies import REFRESH, XHR
 
 EMAIL = "emailMatchingUserEntityProfileEmail"

@@ -88,8 +88,8 @@ def test_cookie_mode_known_limit_a_copy_taken_before_sign_out_still_works(
     copy of the cookie taken before sign-out stays valid (until BITBUCKET_SESSION_DURATION
     ends it): nothing on the server remembers the sign-out. The fix is a server-side session
     store: ``BITBUCKET_SESSION_REDIS_URL``, proven by
-    tests/test_session_store.py::test_logout_ends_a_copied_session. If this test starts to
-    fail, cookie mode learnt revocation: update docs/security.md."""
+    tests/integration/test_session_store.py::test_logout_ends_a_copied_session. If this test
+    starts to fail, cookie mode learnt revocation: update docs/security.md."""
     copied = http.cookies["session"]
     assert http.post(f"{live_app}{LOGOUT}", data={"csrf_token": signed_in}).status_code == 200
     assert home_page(http, live_app).status_code == 302  # this browser is signed out…
