@@ -86,8 +86,12 @@ def load_signing_keys(
         current = derived_private_key(secret_key)
     else:
         current = _private_key(key_file, "BITBUCKET_SIGNING_KEY")
-    previous = tuple(_public_key(path, "BITBUCKET_PREVIOUS_PUBLIC_KEYS") for path in previous_files)
-    return SigningKeys(_with_kid(current), tuple(_with_kid(key) for key in previous))
+    signing = _with_kid(current)
+    published = {signing.kid: signing}
+    for path in previous_files:  # each key once: a key listed twice, or the current one, is one
+        key = _with_kid(_public_key(path, "BITBUCKET_PREVIOUS_PUBLIC_KEYS"))
+        published.setdefault(key.kid, key)
+    return SigningKeys(signing, tuple(published.values())[1:])
 
 
 def derived_private_key(secret_key: bytes) -> ec.EllipticCurvePrivateKey:

@@ -159,7 +159,12 @@ def test_previous_public_keys_stay_published(
     )
     app = make_app(
         BITBUCKET_SIGNING_KEY=str(tmp_path / "new.pem"),
-        BITBUCKET_PREVIOUS_PUBLIC_KEYS=str(tmp_path / "old.pub.pem"),
+        # the current key and the old one listed twice are still published once each
+        BITBUCKET_PREVIOUS_PUBLIC_KEYS=[
+            str(tmp_path / "new.pem"),
+            str(tmp_path / "old.pub.pem"),
+            str(tmp_path / "old.pub.pem"),
+        ],
     )
     with serve(app) as url:
         jwks = published_keys(url)
