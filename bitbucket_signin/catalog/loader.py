@@ -382,17 +382,14 @@ class Loader:
 
     def _check_claims(self, catalog: Catalog) -> None:
         """Refuse two users claiming one Bitbucket account: a sign-in would find both."""
-        for user in catalog.users:
-            for key in self.rules.unique:
-                value = user.annotations.get(key)
-                if value is None:
-                    continue
-                first = next(iter(catalog.users_by_annotation(key, value)), user)
-                if first is not user:
+        for key in self.rules.unique:
+            for first, *others in catalog.users_sharing_annotation(key):
+                for user in others:
                     self._report(
                         CatalogError(
-                            f"{self.describe(user)}: annotation {key} {quoted(value)} is "
-                            f"already claimed by {self.describe(first)}"
+                            f"{self.describe(user)}: annotation {key} "
+                            f"{quoted(user.annotations[key])} is already claimed by "
+                            f"{self.describe(first)}"
                         )
                     )
 

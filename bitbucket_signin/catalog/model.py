@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +104,13 @@ class Catalog:
         """The users whose annotation ``key`` has this value (see :func:`annotation_value_key`)."""
         values = self._by_annotation.get(key)
         return () if values is None else _found(values.get(annotation_value_key(key, value)))
+
+    def users_sharing_annotation(self, key: str) -> Iterator[tuple[UserEntity, ...]]:
+        """Each set of two or more users whose annotation ``key`` has one value, in catalog
+        order."""
+        for found in self._by_annotation.get(key, {}).values():
+            if isinstance(found, tuple):
+                yield found
 
     def users_by_email(self, email: str) -> tuple[UserEntity, ...]:
         """The users whose ``spec.profile.email`` has this address's :func:`email_key`."""
