@@ -77,8 +77,9 @@ def popup_sign_in(
     popup = opened.value
     errors: list[str] = []
     popup.on("console", lambda message: errors.append(message.text))
-    popup.get_by_role("button", name="Grant access as Jane Doe").click()
-    popup.wait_for_event("close", timeout=WAIT_MS)
+    # Listen before the click: the popup may answer and close before click() returns.
+    with popup.expect_event("close", timeout=WAIT_MS):
+        popup.get_by_role("button", name="Grant access as Jane Doe").click()
     page.wait_for_function("window.received.length > 0", timeout=WAIT_MS)
     page.wait_for_timeout(200)  # a second message, if any, is posted right after the first
     return page.evaluate("window.received"), errors
