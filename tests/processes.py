@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -103,25 +104,9 @@ def app_environment(emulator_url: str, catalog: Path, **settings: str) -> dict[s
 
 
 @contextmanager
-def gunicorn_app(
-    environment: Mapping[str, str],
-    workers: int = 3,
-    *,
-    as_shipped: bool = False,
-    app: str = "wsgi:app",
-    chdir: Path | None = None,
-    url: str | None = None,
-) -> Iterator[str]:
-    """``gunicorn wsgi:app`` (or ``app``, found in ``chdir``) with several workers on a free
-    port (or ``url``'s); yields its URL.
-
-    ``as_shipped``: no options but the workers and the address, the rest from the
-    repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory; without
-    ``as_shipped`` too, where the options given override it).
-    """
-    with gunicorn_master(
-        environment, workers, as_shipped=as_shipped, app=app, chdir=chdir, url=url
-    ) as (url, _):
+def gunicorn_app(environment: Mapping[str, str], workers: int = 3, **options: Any) -> Iterator[str]:
+    """:func:`gunicorn_master`, yielding its URL only."""
+    with gunicorn_master(environment, workers, **options) as (url, _):
         yield url
 
 
@@ -135,7 +120,13 @@ def gunicorn_master(
     chdir: Path | None = None,
     url: str | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """:func:`gunicorn_app`, yielding its URL and the process id of gunicorn's master."""
+    """``gunicorn wsgi:app`` (or ``app``, found in ``chdir``) with several workers on a free
+    port (or ``url``'s); yields its URL and the process id of gunicorn's master.
+
+    ``as_shipped``: no options but the workers and the address, the rest from the
+    repository's ``gunicorn.conf.py`` (gunicorn reads it from the working directory; without
+    ``as_shipped`` too, where the options given override it).
+    """
     url = url or f"http://127.0.0.1:{free_port()}"
     options = [] if as_shipped else ["--threads", "4", "--graceful-timeout", "5"]
     options += ["--chdir", str(chdir)] if chdir else []

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 import yaml
@@ -339,6 +339,17 @@ def replace_file(path: Path, text: str) -> None:
     temporary.write_text(text, encoding="utf-8")
     os.utime(temporary, ns=(mtime, mtime))
     os.replace(temporary, path)
+
+
+def deny_at_emulator(authorize_url: str) -> requests.Response:
+    """Press Deny on the emulator's authorize page; its answer (a redirect to the callback)."""
+    fields = dict(parse_qsl(urlsplit(authorize_url).query))
+    return requests.post(
+        authorize_url.split("?", 1)[0],
+        data={**fields, "action": "deny"},
+        allow_redirects=False,
+        timeout=5,
+    )
 
 
 DOCS = Path(__file__).parent.parent / "docs"

@@ -6,7 +6,6 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -26,6 +25,7 @@ from ..support import (
     FakeClock,
     clear_faults,
     csrf_token,
+    deny_at_emulator,
     edit_catalog,
     emulator_requests,
     grant_at_emulator,
@@ -144,13 +144,7 @@ class TestRefusals:
         authorize_url = start_sign_in(http, live_app)
         page = requests.get(authorize_url, timeout=5)
         assert "Deny" in page.text
-        fields = dict(parse_qsl(urlsplit(authorize_url).query))
-        denied = requests.post(
-            authorize_url.split("?", 1)[0],
-            data={**fields, "action": "deny"},
-            allow_redirects=False,
-            timeout=5,
-        )
+        denied = deny_at_emulator(authorize_url)
         assert denied.status_code == 302
         response = http.get(denied.headers["Location"], allow_redirects=False)
         assert response.status_code == 403

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -27,6 +27,7 @@ from ..support import (
     OMAR,
     SECRET_KEY,
     VAL,
+    deny_at_emulator,
     grant_at_emulator,
     serve,
     set_fault,
@@ -57,13 +58,7 @@ def audit_records(logs: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 def deny(http: requests.Session, authorize_url: str) -> requests.Response:
-    fields = dict(parse_qsl(urlsplit(authorize_url).query))
-    denied = requests.post(
-        authorize_url.split("?", 1)[0],
-        data={**fields, "action": "deny"},
-        allow_redirects=False,
-        timeout=5,
-    )
+    denied = deny_at_emulator(authorize_url)
     return http.get(denied.headers["Location"], allow_redirects=False, timeout=10)
 
 
