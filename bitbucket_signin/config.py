@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CATALOG_CHECK_INTERVAL",
-        0.25,
+        0.1,
         "Seconds between checks of the catalog files for changes (a stat per file: cheap).",
     ),
     Setting(

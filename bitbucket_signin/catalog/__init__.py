@@ -2,6 +2,7 @@
 
 - :mod:`.model`: the entities and :class:`Catalog`, their index;
 - :mod:`.loader`: the generic Backstage loader and its validation;
+- :mod:`.memo`: what a load made of a JSON file's entities, for the next load to reuse;
 - :mod:`.bitbucket`: Bitbucket's annotation rules;
 - :mod:`.store`: :func:`load_catalog` and :class:`CatalogStore`, which watches the files.
 """

@@ -18,7 +18,11 @@ USERNAME_ANNOTATION = "bitbucket.org/username"
 # Each names one Bitbucket account: two users claiming one would both match a sign-in.
 CLAIMED_ANNOTATIONS = (USER_ID_ANNOTATION, ACCOUNT_ID_ANNOTATION, USERNAME_ANNOTATION)
 PREFIX = "bitbucket.org/"
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+# A uuid, in braces or not, with white space around (as str.strip removes it).
+_UUID = re.compile(
+    r"\s*(\{)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?(1)\})\s*",
+    re.IGNORECASE,
+)
 
 
 def annotation_value_key(key: str, value: str) -> str:
@@ -50,10 +54,6 @@ class BitbucketAnnotations:
 
     def problem(self, key: str, value: str) -> str | None:
         """What is wrong with annotation ``key`` holding ``value``, if anything."""
-        if key == USER_ID_ANNOTATION and not _UUID.fullmatch(_unbrace(value.strip())):
+        if key == USER_ID_ANNOTATION and not _UUID.fullmatch(value):
             return 'is not a uuid, e.g. "{768f8c62-7f2a-4914-bf33-3f412fc1d3a4}"'
         return None
-
-
-def _unbrace(value: str) -> str:
-    return value[1:-1] if value.startswith("{") and value.endswith("}") else value

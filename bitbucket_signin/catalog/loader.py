@@ -25,6 +25,7 @@ import yaml
 from ..config import DEFAULTS
 from ..errors import CatalogError, one_line, quoted
 from ..identity_keys import ascii_lower, email_key
+from .memo import SKIPPED, FileMemo, Recall, Reusable
 from .model import Catalog, Entity, GroupEntity, UserEntity
 
 DEFAULT_MAX_BYTES: int = DEFAULTS["CATALOG_MAX_BYTES"]
@@ -91,6 +92,10 @@ class Loader:
     can be found is kept in :attr:`problems` (one line each, naming file and entity) and the
     load goes on with what remains. The root may be a Backstage ``app-config.yaml``: then its
     ``catalog.locations`` of ``type: file`` are the catalog, relative to it.
+
+    With ``remembered`` (the :attr:`memos` of the previous load, or ``{}``), the entities of
+    JSON files that are the same text as in the previous load are not read again
+    (:mod:`.memo`), and :attr:`memos` holds this load's for the next.
     """
 
     def __init__(
@@ -101,12 +106,16 @@ class Loader:
         *,
         pause_every: int = 0,
         collect: bool = False,
+        remembered: Mapping[Path, FileMemo] | None = None,
     ) -> None:
         self.root = root.absolute()
         self.max_bytes = max_bytes
         self.rules = rules
         self.pause_every = pause_every
         self.problems: list[str] | None = [] if collect else None
+        self._remembered = remembered
+        self.memos: dict[Path, FileMemo] | None = None if remembered is None else {}
+        self.reused = 0  # entities not read again (:mod:`.memo`)
         self.stamps: dict[Path, Stamp] = {}
         self._warnings: list[str] = []
         self._key_notes: dict[str, str | None] = {}
@@ -162,32 +171,60 @@ class Loader:
         self._labels[path] = label
         fields = _Fields(label, self._group_refs, self.rules, self._key_notes, self._warnings)
         chain = (*chain, path)
-        documents = self._documents(path, label)
+        recall = self._recall(path)
+        documents = self._documents(path, label, recall)
         for index, document in enumerate(documents, start=1):
-            if document is None:
-                continue
-            self._count += 1
-            if self._count > MAX_ENTITIES:
-                raise CatalogError(f"{label}: more than {MAX_ENTITIES} entities, the limit")
-            if self.pause_every and self._count % self.pause_every == 0:
-                time.sleep(PAUSE_SECONDS)  # the request threads' turn
-            fields.at(index)
-            if len(chain) == 1 and _is_app_config(document):
-                self._app_config_locations(path, label, document, chain)
-                continue
-            try:
-                self._entity(path, fields, document, chain)
-            except CatalogError as error:
-                if self.problems is None:
-                    for _ in documents:  # a syntax error further on is the first thing to fix
-                        pass
-                self._report(error)
+            result = None
+            if document is not None:
+                result = self._document(path, fields, index, document, chain, documents)
+            if recall is not None:
+                recall.keep(result)
+        if recall is not None:
+            self.reused += recall.reused
 
-    def _documents(self, path: Path, label: str) -> Iterator[Any]:
+    def _document(
+        self,
+        path: Path,
+        fields: _Fields,
+        index: int,
+        document: Any,
+        chain: tuple[Path, ...],
+        documents: Iterator[Any],
+    ) -> Reusable | None:
+        """Take in one document of the file; what it gave, if the next load may reuse it."""
+        self._count += 1
+        if self._count > MAX_ENTITIES:
+            raise CatalogError(f"{fields.file}: more than {MAX_ENTITIES} entities, the limit")
+        if self.pause_every and self._count % self.pause_every == 0:
+            time.sleep(PAUSE_SECONDS)  # the request threads' turn
+        fields.at(index)
+        if isinstance(document, Reusable):
+            return self._take(document, path, index)
+        if len(chain) == 1 and _is_app_config(document):
+            self._app_config_locations(path, fields.file, document, chain)
+            return None
+        try:
+            return self._entity(path, fields, document, chain)
+        except CatalogError as error:
+            if self.problems is None:
+                for _ in documents:  # a syntax error further on is the first thing to fix
+                    pass
+            self._report(error)
+            return None
+
+    def _recall(self, path: Path) -> Recall | None:
+        """This load's reading of a JSON file with the previous load's memo of it."""
+        if self.memos is None or self._remembered is None or path.suffix.lower() != ".json":
+            return None
+        recall = Recall(self._remembered.get(path))
+        self.memos[path] = recall.memo
+        return recall
+
+    def _documents(self, path: Path, label: str, recall: Recall | None) -> Iterator[Any]:
         """The file's documents, each dropped once the next is asked for."""
         text = self._read(path, label)
         if path.suffix.lower() == ".json":
-            return _json_documents(text, label)
+            return _json_documents(text, label, recall)
         return _yaml_documents(text, label)
 
     def _read(self, path: Path, label: str) -> str:
@@ -215,14 +252,17 @@ class Loader:
         except UnicodeDecodeError as error:
             raise CatalogError(f"{label}: is not UTF-8 (byte {error.start})") from None
 
-    def _entity(self, path: Path, fields: _Fields, document: Any, chain: tuple[Path, ...]) -> None:
+    def _entity(
+        self, path: Path, fields: _Fields, document: Any, chain: tuple[Path, ...]
+    ) -> Reusable | None:
+        """Validate and take in one entity; what it gave, if the next load may reuse it."""
         if not isinstance(document, dict):
             raise fields.error(f"is not a mapping but {_type_name(document)}")
         kind = document.get("kind")
         if not isinstance(kind, str) or not kind:
             raise fields.error("kind is missing or not a string")
         if kind in _SKIPPED_KINDS:
-            return
+            return SKIPPED
         metadata = document.get("metadata")
         name = metadata.get("name") if isinstance(metadata, dict) else None
         fields.kind, fields.entity_name = kind, name if isinstance(name, str) else None
@@ -237,24 +277,20 @@ class Loader:
         name = fields.name(metadata)
         namespace = fields.namespace(metadata)
         spec = fields.mapping(document, "spec", required=kind != "User")
+        warned = len(self._warnings)
         annotations = fields.annotations(metadata)
-        index = fields.document
         if kind == "User":
             profile = fields.mapping(spec, "profile", prefix="spec.")
-            user = UserEntity(
+            result = Reusable(
                 "User",
                 name,
                 namespace,
                 annotations,
-                path,
-                index,
                 display_name=fields.string(profile, "displayName", "spec.profile.") or name,
                 email=fields.string(profile, "email", "spec.profile.") or None,
                 picture=fields.string(profile, "picture", "spec.profile.") or None,
-                member_of=fields.refs(spec, "memberOf", "group", namespace),
+                refs=fields.refs(spec, "memberOf", "group", namespace),
             )
-            self._add(user)
-            self._users.append(user)
         elif kind == "Group":
             group_type = fields.string(spec, "type", "spec.")
             if not group_type:
@@ -265,15 +301,43 @@ class Loader:
                 None if parent is None else fields.ref(parent, "parent", "group", namespace),
                 fields.refs(spec, "children", "group", namespace),
             )
-            group = GroupEntity(
-                "Group", name, namespace, annotations, path, index, group_type, members
+            result = Reusable(
+                "Group",
+                name,
+                namespace,
+                annotations,
+                refs=members,
+                group_type=group_type,
+                hierarchy=hierarchy,
             )
-            self._add(group)
-            self._groups.append(group)
-            self._hierarchy[group.ref] = hierarchy
         else:
             for target in fields.targets(spec):
                 self._walk(self._target(path, target, fields), chain)
+            return None
+        self._take(result, path, fields.document)
+        return result if len(self._warnings) == warned else None  # warnings come every load
+
+    def _take(self, entity: Reusable, path: Path, index: int) -> Reusable:
+        """Add the User or Group entity of document ``index`` of ``path``, validated now or
+        in an earlier load (:mod:`.memo`)."""
+        where = (entity.name, entity.namespace, entity.annotations, path, index)
+        if entity.kind == "User":
+            user = UserEntity(
+                "User",
+                *where,
+                display_name=entity.display_name,
+                email=entity.email,
+                picture=entity.picture,
+                member_of=entity.refs,
+            )
+            self._add(user)
+            self._users.append(user)
+        elif entity.kind == "Group":
+            group = GroupEntity("Group", *where, entity.group_type, entity.refs)
+            self._add(group)
+            self._groups.append(group)
+            self._hierarchy[group.ref] = entity.hierarchy
+        return entity
 
     def _add(self, entity: Entity) -> None:
         first = self._entities.setdefault(entity.ref, entity)
@@ -518,16 +582,22 @@ class _Fields:
         """Parse ``[kind:][namespace/]name`` into a lower-cased full ref of the given kind."""
         if not isinstance(value, str):
             raise self.error(f"spec.{key} entries must be strings, not {_type_name(value)}")
-        ref_kind, _, rest = value.partition(":") if ":" in value else (kind, "", value)
-        ref_namespace, _, name = rest.partition("/") if "/" in rest else (namespace, "", rest)
-        if ascii_lower(ref_kind) != kind:
+        ref_kind, colon, rest = value.partition(":")
+        if not colon:
+            rest = value
+        elif ascii_lower(ref_kind) != kind:
             raise self.error(f"spec.{key} entry {quoted(value)} must refer to a {kind}")
-        if not _is_valid_namespace(ascii_lower(ref_namespace)):
-            entry = f"spec.{key} entry {quoted(value)}: namespace"
-            raise self.bad_namespace(ascii_lower(ref_namespace), entry)
+        ref_namespace, slash, name = rest.partition("/")
+        if not slash:  # the entity's own namespace, checked already (and lower-case)
+            ref_namespace, name = namespace, rest
+        else:
+            ref_namespace = ascii_lower(ref_namespace)
+            if not _is_valid_namespace(ref_namespace):
+                entry = f"spec.{key} entry {quoted(value)}: namespace"
+                raise self.bad_namespace(ref_namespace, entry)
         if not is_valid_name(name):
             raise self.bad_name(name, f"spec.{key} entry {quoted(value)}: name")
-        return ascii_lower(f"{kind}:{ref_namespace}/{name}")
+        return f"{kind}:{ref_namespace}/{ascii_lower(name)}"
 
     def targets(self, spec: Mapping[str, Any]) -> Iterator[str]:
         if spec.get("type", "file") != "file":
@@ -547,11 +617,13 @@ class _Fields:
             yield target.strip()
 
 
-def _json_documents(text: str, label: str) -> Iterator[Any]:
+def _json_documents(text: str, label: str, recall: Recall | None = None) -> Iterator[Any]:
     """The entities of a JSON file: one, a list, or ``{"items": [...]}``.
 
     A list (also that of ``{"items": [...]}`` when "items" comes first) is decoded one entity
-    at a time, as YAML documents are, so the whole file never exists as Python objects at once.
+    at a time, as YAML documents are, so the whole file never exists as Python objects at once;
+    with ``recall``, an entity the same text as in the previous load is its
+    :class:`~.memo.Reusable` instead, not decoded.
     """
     try:
         start = _JSON_LIST.match(text)
@@ -560,7 +632,13 @@ def _json_documents(text: str, label: str) -> Iterator[Any]:
             return
         position = start.end()
         while not text.startswith("]", position):
-            document, position = _JSON.raw_decode(text, position)
+            reused = None if recall is None else recall.reuse(text, position)
+            if reused is None:
+                document, parsed_to = _JSON.raw_decode(text, position)
+                earlier = None if recall is None else recall.parsed(text, position, parsed_to)
+                document, position = (document if earlier is None else earlier), parsed_to
+            else:
+                document, position = reused
             yield document
             after = _JSON_NEXT.match(text, position)
             position = after.end() if after else position

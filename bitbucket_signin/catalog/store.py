@@ -16,10 +16,11 @@ from ..config import DEFAULTS
 from ..errors import CatalogError
 from .bitbucket import BitbucketAnnotations
 from .loader import DEFAULT_MAX_BYTES, Loader, Stamp
+from .memo import FileMemo
 from .model import Catalog
 
 LOGGER_NAME = "bitbucket_signin.catalog"
-BACKGROUND_PAUSE_EVERY = 100  # entities (about half a millisecond of loading)
+STEP_ASIDE_EVERY = 100  # entities (about half a millisecond of loading)
 BITBUCKET_RULES = BitbucketAnnotations()
 DEFAULT_CHECK_INTERVAL: float = DEFAULTS["CATALOG_CHECK_INTERVAL"]
 
@@ -71,6 +72,7 @@ class CatalogStore:
         self._stamps: dict[Path, Stamp] = {}
         self._next_check = 0.0
         self._load_seconds = 0.0
+        self._memos: dict[Path, FileMemo] = {}  # what the last load made of its JSON files
         self.watching = True
 
     def load(self) -> Catalog:
@@ -96,12 +98,12 @@ class CatalogStore:
             self._no_background_reload.clear()
             threading.Thread(
                 target=self._reload_and_release,
-                args=(True,),
+                kwargs={"step_aside": True},
                 name="catalog-reload",
                 daemon=True,
             ).start()
             return catalog
-        self._reload_and_release(background=False)
+        self._reload_and_release()
         return self._catalog or catalog
 
     def changed(self) -> bool:
@@ -113,7 +115,7 @@ class CatalogStore:
         the previous catalog and is logged, as when :meth:`current` reloads."""
         self._lock.acquire()
         previous = self._catalog
-        self._reload_and_release(background=False)
+        self._reload_and_release()
         return self._catalog is not previous
 
     def wait_for_reload(self, timeout: float | None = None) -> bool:
@@ -127,24 +129,25 @@ class CatalogStore:
         self._next_check = self._clock() + self.check_interval
         return self.changed()
 
-    def _reload_and_release(self, background: bool) -> None:
+    def _reload_and_release(self, *, step_aside: bool = False) -> None:
         """Reload (the lock is held), log a failure, and release the lock."""
         try:
-            self._reload(previous=self._catalog, background=background)
+            self._reload(previous=self._catalog, step_aside=step_aside)
         except CatalogError as error:
             self._logger.error("catalog reload failed, keeping the previous catalog: %s", error)
         finally:
             self._no_background_reload.set()  # before the release: a new reload may clear it
             self._lock.release()
 
-    def _reload(self, previous: Catalog | None = None, *, background: bool = False) -> Catalog:
-        # In the background, the reload steps aside now and then, so that requests served
-        # meanwhile wait for the interpreter a fraction of a millisecond, not a whole slice.
+    def _reload(self, previous: Catalog | None = None, *, step_aside: bool = False) -> Catalog:
+        # Stepping aside, the reload pauses now and then, so that requests served meanwhile (in
+        # this process or another) wait for the CPU a fraction of a millisecond, not a slice.
         loader = Loader(
             self.path,
             self._max_bytes,
             BITBUCKET_RULES,
-            pause_every=BACKGROUND_PAUSE_EVERY if background else 0,
+            pause_every=STEP_ASIDE_EVERY if step_aside else 0,
+            remembered=self._memos,
         )
         started = self._clock()
         try:
@@ -163,12 +166,14 @@ class CatalogStore:
         for warning in catalog.warnings:
             self._logger.warning("catalog: %s", warning)
         self._catalog = catalog
+        self._memos = loader.memos or {}
         self.loaded_at = time.time()
         self._logger.info(
-            "catalog loaded from %s: %d users, %d groups",
+            "catalog loaded from %s: %d users, %d groups (%d entities unchanged, not read again)",
             self.path,
             len(catalog.users),
             len(catalog.groups),
+            loader.reused,
         )
         return catalog
 

@@ -7,12 +7,15 @@ same kinds of breakage through ``create_app`` and a live, signed-in app.
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from flask import Flask
 
 from bitbucket_signin import ConfigError
@@ -20,7 +23,16 @@ from bitbucket_signin.catalog import MAX_YAML_ALIASES
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.standalone import create_app
 
-from ..support import DATA, JANE, FakeClock, home_page, replace_file, serve, sign_in
+from ..support import (
+    DATA,
+    JANE,
+    FakeClock,
+    edit_catalog,
+    home_page,
+    replace_file,
+    serve,
+    sign_in,
+)
 
 ENTITY = "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n{rest}"
 GOOD_EXTRA = {
@@ -170,3 +182,34 @@ def test_running_app_keeps_the_last_good_catalog(
     for fragment in expected:
         assert fragment in failures[0]
     assert not pwned.exists()
+
+
+def test_a_reload_reads_again_an_identity_edited_in_place(
+    make_app: Callable[..., Flask],
+    bitbucket: EmulatorServer,
+    tmp_path: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reload does not read again the entities of a JSON catalog whose text did not change
+    (``catalog/memo.py``). Jane's uuid edited by one character, the same length in the same
+    place, is read again: her session ends and her account no longer signs in; restored,
+    it does again. Each reload read her entity only."""
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "catalog.json"
+    entities = list(yaml.safe_load_all((DATA / "catalog.yaml").read_text()))
+    replace_file(root, json.dumps({"items": entities}))
+    app = make_app(BITBUCKET_CATALOG=str(root), BITBUCKET_CLOCK=clock)
+    original = "768F8C62-7F2A-4914-BF33-3F412FC1D3A4"
+    with serve(app) as url, requests.Session() as jane:
+        assert sign_in(jane, url, bitbucket.url, JANE).status_code == 302
+        edit_catalog(root, root.read_text().replace(original, original[:-1] + "5"), clock)
+        assert home_page(jane, url).status_code == 302
+        with requests.Session() as again:
+            assert sign_in(again, url, bitbucket.url, JANE).status_code == 403
+            edit_catalog(root, root.read_text().replace(original[:-1] + "5", original), clock)
+            assert sign_in(again, url, bitbucket.url, JANE).status_code == 302
+            assert "Signed in as Jane Doe" in home_page(again, url).text
+    loads = [r.getMessage() for r in caplog.records if "catalog loaded" in r.getMessage()]
+    unchanged = f"({len(entities) - 1} entities unchanged, not read again)"
+    assert [load.endswith(unchanged) for load in loads] == [False, True, True]
