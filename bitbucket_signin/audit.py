@@ -35,6 +35,9 @@ AUDIT_LOGGER = "bitbucket_signin.audit"
 REQUEST_ID_HEADER = "X-Request-ID"
 # A request id from the proxy in front is kept when it looks like one; else a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# What JSON leaves raw but a log viewer may break a line at: the C1 controls (NEL among them)
+# and the line and paragraph separators. JSON escapes the C0 controls itself.
+_LINE_BREAKERS = re.compile("[\x80-\x9f\u2028\u2029]")
 
 logger = logging.getLogger(AUDIT_LOGGER)
 
@@ -105,7 +108,14 @@ def _write(
         "request_id": _request_id(),
         "flow": flow,
     }
-    logger.info(json.dumps(record, ensure_ascii=False), extra={"audit": record})
+    logger.info(_one_json_line(record), extra={"audit": record})
+
+
+def _one_json_line(record: dict[str, Any]) -> str:
+    """``record`` as JSON that every viewer shows on one line: non-ASCII text stays readable,
+    but anything a viewer may break a line at is written as a ``\\uXXXX`` escape."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _LINE_BREAKERS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _request_id() -> str:
