@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 
 from flask import Flask, Response, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from .config import Settings
+from .errors import ConfigError
 from .redirects import origin
 
 CSRF_KEY = "_bitbucket_csrf"
@@ -20,6 +22,7 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self' {authorize_origins}; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
+logger = logging.getLogger(__name__)
 
 
 def csrf_token() -> str:
@@ -45,13 +48,20 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 
 def install_security(app: Flask, settings: Settings) -> None:
-    """Cookie defaults and security headers. An app's own ``SESSION_COOKIE_SAMESITE``, session
-    interface and security headers win; what it cannot turn off: the session cookie is
-    ``HttpOnly``, ``Secure`` when the callback URL is https, and a page served to a signed-in
-    person is ``Cache-Control: no-store`` (varying by ``Cookie``)."""
+    """Cookie defaults and security headers, a polite guest's: an app's own
+    ``SESSION_COOKIE_SAMESITE``, session interface, security headers and ``Cache-Control``
+    win. The session cookie must stay ``HttpOnly`` (it carries the sign-out's CSRF token):
+    ``SESSION_COOKIE_HTTPONLY = False`` stops start-up. It becomes ``Secure`` when a callback
+    URL is https (Flask's default is ``False``), and a page served to a signed-in person
+    without a ``Cache-Control`` of its own is ``no-store``; one with its own keeps it, and
+    the first of each is logged as a warning (varying by ``Cookie`` either way)."""
+    if app.config.get("SESSION_COOKIE_HTTPONLY") is not True:
+        raise ConfigError(
+            "SESSION_COOKIE_HTTPONLY must stay True: the session cookie holds the sign-out's "
+            "CSRF token, which no script may read"
+        )
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
     server = settings.server
     callback_urls = (settings.callback_url, server.callback_url if server else None)
     if any(url and url.startswith("https://") for url in callback_urls):
@@ -74,6 +84,8 @@ def install_security(app: Flask, settings: Settings) -> None:
             ("referrer-policy", "Referrer-Policy", "same-origin"),
         )
 
+        warned: set[str] = set()  # the endpoints whose own Cache-Control was logged
+
         @app.after_request
         def add_security_headers(response: Response) -> Response:
             headers = response.headers
@@ -82,9 +94,33 @@ def install_security(app: Flask, settings: Settings) -> None:
             if settings.hsts and request.is_secure:
                 headers.setdefault("Strict-Transport-Security", settings.hsts)
             if _signed_in_without_loading():
-                headers["Cache-Control"] = "no-store"
+                _no_store_unless_chosen(response, warned)
                 headers.add("Vary", "Cookie")
             return response
+
+
+def _no_store_unless_chosen(response: Response, warned: set[str]) -> None:
+    """``Cache-Control: no-store`` for a page served to a signed-in person, unless the page
+    chose its own (ours choose theirs); a host page's choice other than ``no-store`` is
+    kept, and said once per endpoint: a shared cache may keep a personal page."""
+    chosen = response.headers.get("Cache-Control")
+    if chosen is None:
+        response.headers["Cache-Control"] = "no-store"
+        return
+    endpoint = request.endpoint or request.path
+    if (
+        "no-store" in chosen.lower()
+        or endpoint.startswith("bitbucket_signin.")
+        or endpoint in warned
+    ):
+        return
+    warned.add(endpoint)
+    logger.warning(
+        "%s sets its own Cache-Control (%r) on a page for a signed-in person: kept; "
+        "bitbucket-signin would send no-store",
+        endpoint,
+        chosen,
+    )
 
 
 def _signed_in_without_loading() -> bool:

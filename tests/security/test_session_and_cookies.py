@@ -4,6 +4,7 @@ token anywhere the browser or the logs can see, and the catalog as the gate."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
 from bitbucket_signin.emulator import EmulatorServer
+from bitbucket_signin.errors import ConfigError
 
 from ..support import (
     JANE,
@@ -167,3 +171,49 @@ def test_removal_from_the_catalog_ends_the_session_at_the_next_request(
     assert http.get(f"{live_app}{REFRESH}", headers=XHR).status_code == 401
     assert "_user_id" not in session_contents(app, http.cookies.get("session"))
     assert home_page(http, live_app).status_code == 302
+
+
+def test_a_host_app_that_makes_the_session_cookie_readable_is_refused(
+    make_app: Callable[..., Flask],
+) -> None:
+    """``SESSION_COOKIE_HTTPONLY = False`` would let any script read the session cookie and
+    its CSRF token (row 9): start-up stops, with one line naming the setting."""
+    with pytest.raises(ConfigError, match=r"^SESSION_COOKIE_HTTPONLY must stay True") as refused:
+        make_app(SESSION_COOKIE_HTTPONLY=False)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_host_pages_own_cache_control_is_kept_and_said_once(
+    make_app: Callable[..., Flask],
+    bitbucket: EmulatorServer,
+    http: requests.Session,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A page of the host app served to a signed-in person: without a ``Cache-Control`` it
+    gets ``no-store``; with its own, it keeps it, and the first answer says so in a warning
+    naming the endpoint (one, however many answers); ``Vary: Cookie`` either way."""
+    app = make_app()
+
+    @app.route("/cached")
+    def cached() -> ResponseReturnValue:
+        return f"Hello {current_user.get_id()}", {"Cache-Control": "public, max-age=60"}
+
+    @app.route("/plain")
+    def plain() -> ResponseReturnValue:
+        return f"Hello {current_user.get_id()}"
+
+    with serve(app) as live_app:
+        assert sign_in(http, live_app, bitbucket.url, JANE).status_code == 302
+        answers = [http.get(f"{live_app}{path}", timeout=10) for path in ("/cached",) * 2]
+        plain_page = http.get(f"{live_app}/plain", timeout=10)
+    for answer in answers:
+        assert JANE in answer.text
+        assert answer.headers["Cache-Control"] == "public, max-age=60"
+        assert "Cookie" in answer.headers["Vary"]
+    assert plain_page.headers["Cache-Control"] == "no-store"
+    assert "Cookie" in plain_page.headers["Vary"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [message for message in warnings if "Cache-Control" in message] == [
+        "cached sets its own Cache-Control ('public, max-age=60') on a page for a signed-in "
+        "person: kept; bitbucket-signin would send no-store"
+    ]
