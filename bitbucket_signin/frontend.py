@@ -74,6 +74,27 @@ class FrontendSignIn:
         except TypeError:
             return None
 
+    @classmethod
+    def popup_of(cls, args: Mapping[str, str]) -> FrontendSignIn | None:
+        """The popup sign-in ``/start``'s parameters ask for, before any of them is checked:
+        what a refusal of that ``/start`` answers (in the popup, to an allowed origin)."""
+        if args.get("flow") != "popup":
+            return None
+        return cls("popup", bare_origin(args.get("origin")) or "", "", "")
+
+    def check_still_allowed(self, settings: Settings) -> None:
+        """Checked again at the callback (the allowed origins may have changed since
+        ``/start``, on this instance or on another sharing the secret): a 403 when the app
+        origin, or the page to return to, is no longer allowed."""
+        kept = (self.origin, url_origin(self.redirect_url) if self.redirect_url else self.origin)
+        if not all(origin in settings.allowed_origins for origin in kept):
+            raise SignInError(
+                "This app is no longer allowed to sign in here: its origin is not among the "
+                "allowed app origins.",
+                status=403,
+                reason="OriginNotAllowed",
+            )
+
 
 def frontend_sign_in(args: Mapping[str, str], settings: Settings) -> FrontendSignIn | None:
     """Backstage's ``/start`` parameters checked; ``None`` without ``flow`` (the
@@ -135,14 +156,25 @@ def answer_success(sign_in: FrontendSignIn, response: dict[str, Any]) -> BaseRes
 
 
 def answer_failure(sign_in: FrontendSignIn, error: SignInError, settings: Settings) -> BaseResponse:
-    """The callback's answer to a frontend sign-in that failed: the popup's message, or back
-    to the app with ``?error=``."""
+    """The answer to a frontend sign-in that failed: the popup's message (which closes it),
+    or back to the app with ``?error=``; to the sign-in's origin while it is allowed, else
+    (as Backstage does) to the app base URL's, else to this site's own (``/``)."""
+    origin = reply_origin(sign_in.origin, settings)
     if sign_in.flow == "redirect":
-        page = app_page(settings, sign_in.origin)
+        page = app_page(settings, origin) if origin else "/"
         joiner = "&" if urlsplit(page).query else "?"
         return redirect(page + joiner + urlencode({"error": error.message}))
     body = {"name": error_name(error.status), "message": error.message}
-    return popup_page(sign_in.origin, {"type": "authorization_response", "error": body})
+    return popup_page(origin or "/", {"type": "authorization_response", "error": body})
+
+
+def reply_origin(origin: str, settings: Settings) -> str | None:
+    """Where an answer for ``origin`` may go: ``origin`` itself while it is allowed, else the
+    app base URL's origin (a page elsewhere receives nothing; Backstage's frontend reports
+    "Incorrect app origin, expected …" naming it), else ``None``: none of the apps'."""
+    if origin in settings.allowed_origins:
+        return origin
+    return url_origin(settings.app_base_url)
 
 
 def popup_page(origin: str, message: dict[str, Any]) -> Response:

@@ -22,7 +22,7 @@ from .config import PREFIX, Settings
 from .errors import ConfigError, SignInError
 from .redirects import safe_next
 from .signals import RATE_LIMITED_REASON, sign_in_rate_limited
-from .views import error_page
+from .views import refusal_page
 
 LIMITED_ENDPOINTS = frozenset(
     {
@@ -111,7 +111,7 @@ def _refusal(limit: RequestLimit) -> Response:
         status=429,
         reason=RATE_LIMITED_REASON,
     )
-    response = make_response(error_page(error, safe_next(request.args.get("next"))))
+    response = make_response(refusal_page(error, safe_next(request.args.get("next"))))
     response.headers["Retry-After"] = str(seconds)
     sign_in_rate_limited.send(current_app._get_current_object(), address=request.remote_addr)  # type: ignore[attr-defined]
     return response

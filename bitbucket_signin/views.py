@@ -16,6 +16,7 @@ from flask import (
     current_app,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -78,6 +79,8 @@ _CROSS_ORIGIN_ENDPOINTS = frozenset(
     for routes in ("", "server_")
     for route in ("refresh", "logout")
 )
+_START_ENDPOINTS = frozenset({"bitbucket_signin.start", "bitbucket_signin.server_start"})
+_CALLBACK_ENDPOINTS = frozenset({"bitbucket_signin.callback", "bitbucket_signin.server_callback"})
 # The session cookie must stay under the 4 KB browsers keep, signed in or not: so at most
 # this many unfinished sign-ins, each remembering a ``next`` of at most this many characters.
 MAX_PENDING_SIGN_INS = 3
@@ -188,7 +191,7 @@ def start(provider: str) -> ResponseReturnValue:
         redirect_uri = _callback_url(signing_in)
         _refuse_another_loopback_host(redirect_uri, signing_in.callback_setting)
     except SignInError as error:
-        return error_page(error, next_path)
+        return refusal_page(error, next_path)
     _forget_old_sign_ins()
     authorization = signing_in.oauth_app.create_authorization_url(redirect_uri)
     if frontend is not None:
@@ -218,8 +221,10 @@ def callback(provider: str) -> ResponseReturnValue:
     profile: Profile | None = None
     frontend: FrontendSignIn | None = None
     try:
+        frontend = _pending_frontend(pending_key)
+        if frontend is not None:
+            frontend.check_still_allowed(extension.settings)
         pending = _pending_sign_in(pending_key, returned_state)
-        frontend = FrontendSignIn.from_pending(pending)
         next_path = safe_next(pending.get("next"))
         _check_provider_error()
         profile, token = _ask_bitbucket(extension, signing_in)
@@ -476,6 +481,25 @@ def error_page(
     return render_signin(error=error, next_path=next_path, failed=failed), error.status
 
 
+def refusal_page(
+    error: SignInError, next_path: str = "/", *, session_readable: bool = True
+) -> ResponseReturnValue:
+    """``error`` answered where the sign-in is: in the popup or back at the app for a
+    frontend's ``/start`` (its parameters say), or its callback (the pending sign-in says,
+    when the session can be read); else the sign-in page. A refusal keeps its status."""
+    frontend: FrontendSignIn | None = None
+    if request.endpoint in _START_ENDPOINTS:
+        frontend = FrontendSignIn.popup_of(request.args)
+    elif request.endpoint in _CALLBACK_ENDPOINTS and session_readable:
+        provider = (request.view_args or {}).get("provider", CLOUD)
+        frontend = _pending_frontend(f"_state_{provider}_{request.args.get('state', '')}")
+    if frontend is None:
+        return error_page(error, next_path)
+    response = answer_failure(frontend, error, get_extension().settings)
+    response.status_code = error.status
+    return response
+
+
 def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
     """The 503 page for a request whose session Redis could not read."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
@@ -484,8 +508,9 @@ def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseRetur
     if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
         body, status = json_error(error.status, error.message)
         return body, status, headers
-    page, status = error_page(error)
-    return page, status, headers
+    page = make_response(refusal_page(error, session_readable=False))
+    page.headers.update(headers)
+    return page
 
 
 def sign_in_ended_page(error: SignInEndedError) -> ResponseReturnValue:
@@ -510,6 +535,14 @@ def upstream_error_page(error: UpstreamError) -> ResponseReturnValue:
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return is_frontend_call() or best != "text/html"
+
+
+def _pending_frontend(key: str) -> FrontendSignIn | None:
+    """The frontend sign-in pending under ``key``, expired or not: a stale one is still
+    answered in its popup, or back at its app."""
+    pending = session.get(key)
+    data = pending.get("data") if isinstance(pending, dict) else None
+    return FrontendSignIn.from_pending(data) if isinstance(data, dict) else None
 
 
 def _pending_sign_in(key: str, returned_state: str) -> dict[str, Any]:

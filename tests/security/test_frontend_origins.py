@@ -7,7 +7,7 @@ import random
 import re
 import string
 from collections.abc import Callable, Iterator
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -15,11 +15,13 @@ from flask import Flask
 
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.frontend import MAX_SCOPE_LENGTH
-from bitbucket_signin.views import MAX_PENDING_SIGN_INS
+from bitbucket_signin.oauth import STALE_LINK
+from bitbucket_signin.views import MAX_PENDING_SIGN_INS, PENDING_STATE_PREFIX
 
 from ..frontend_support import (
     APP_ORIGIN,
     FRONTEND,
+    OTHER_APP_ORIGIN,
     PREFIX,
     XHR,
     frontend_sign_in,
@@ -28,7 +30,14 @@ from ..frontend_support import (
     start,
     start_params,
 )
-from ..support import JANE, serve, session_contents, token_calls
+from ..support import (
+    JANE,
+    grant_at_emulator,
+    serve,
+    session_contents,
+    signed_session,
+    token_calls,
+)
 from .test_cookie_size import BROWSER_LIMIT, HEADROOM, session_cookie_size
 
 pytestmark = pytest.mark.rate_limit("1000 per minute")
@@ -82,6 +91,8 @@ def test_start_refuses_an_origin_that_is_not_allowed(
         answer = start(http, url, **start_params(flow, origin=origin, redirectUrl=f"{origin}/"))
         assert answer.status_code == 403, (flow, origin)
         assert "Location" not in answer.headers
+        if flow == "popup":  # no app base URL: posted to this site's own origin alone
+            assert popup_messages(answer)[0] == "/"
         kept = session_contents(app, http.cookies.get("session"))
         assert not any(key.startswith("_state_") for key in kept)
     assert token_calls(bitbucket) == 0
@@ -212,9 +223,106 @@ def test_a_scope_beyond_printable_ascii_is_refused_before_it_grows_the_cookie(
         for flow, extra in (("redirect", {"redirectUrl": page}), ("popup", {})):
             answer = start(http, url, **start_params(flow, scope=scope, **extra))
             assert answer.status_code == 400, answer.text
-            assert "printable ASCII" in answer.text
+            text = popup_messages(answer)[1]["error"]["message"] if flow == "popup" else answer.text
+            assert "printable ASCII" in text
             assert session_cookie_size(answer) == 0
     for scope in ("account é", "accoun\u0442", "account \uff45mail"):  # printable, not ASCII
         assert start(http, url, **start_params(scope=scope)).status_code == 400
     kept = session_contents(app, http.cookies.get("session"))
     assert not any(key.startswith("_state_") for key in kept)
+
+
+def popup_refusal(answer: requests.Response, status: int, target: str) -> str:
+    """``answer`` is the popup page, with ``status``, posting Backstage's error to ``target``
+    alone (and closing): no sign-in page, no button; the error's message."""
+    assert answer.status_code == status, answer.text
+    assert "<button" not in answer.text
+    assert "<form" not in answer.text
+    origin, message = popup_messages(answer)
+    assert origin == target
+    assert set(message) == {"type", "error"}
+    assert message["error"]["name"] == {400: "InputError", 403: "NotAllowedError"}.get(
+        status, "Error"
+    )
+    text: str = message["error"]["message"]
+    return text
+
+
+def test_every_refusal_of_a_popup_start_is_answered_in_the_popup(
+    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    """A popup whose ``/start`` is refused (another ``env``, a bad scope, an origin not
+    allowed, the rate limit) shows no sign-in page with its button: it posts the error as
+    Backstage's backend does and closes; to the app base URL's origin when the popup's own
+    is not allowed (whoever opened it there hears nothing)."""
+    app = make_app(
+        **FRONTEND, BITBUCKET_APP_BASE_URL=f"{APP_ORIGIN}/catalog", BITBUCKET_RATE_LIMIT="4/minute"
+    )
+    with serve(app) as url:
+        env = popup_refusal(start(http, url, **start_params(env="production")), 400, APP_ORIGIN)
+        assert "'production' is not this server's" in env
+        long_scope = "a" * (MAX_SCOPE_LENGTH + 1)
+        scope = popup_refusal(start(http, url, **start_params(scope=long_scope)), 400, APP_ORIGIN)
+        assert "printable ASCII" in scope
+        elsewhere = start(http, url, **start_params(origin=EVIL))
+        assert "not among the allowed" in popup_refusal(elsewhere, 403, APP_ORIGIN)
+        assert start(http, url, **start_params()).status_code == 302
+        limited = start(http, url, **start_params())
+        assert "Too many sign-in attempts" in popup_refusal(limited, 429, APP_ORIGIN)
+        assert int(limited.headers["Retry-After"]) > 0
+        assert "<button" in start(http, url, **start_params("redirect", env="x")).text
+    assert token_calls(bitbucket) == 0
+
+
+def test_a_stale_popup_callback_is_answered_in_the_popup(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer
+) -> None:
+    """A popup coming back after its sign-in expired gets Backstage's error in the popup,
+    not the sign-in page; no token is asked for."""
+    app, url = site
+    started = start(http, url, **start_params())
+    state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
+    contents = session_contents(app, http.cookies.get("session"))
+    contents[PENDING_STATE_PREFIX + state]["exp"] = 1.0  # as if an hour had passed
+    http.cookies.set("session", signed_session(app, contents), domain="127.0.0.1")
+    callback = grant_at_emulator(bitbucket.url, started.headers["Location"], JANE)
+    answer = http.get(callback, allow_redirects=False, timeout=10)
+    assert answer.status_code == 200
+    assert "<button" not in answer.text
+    origin, message = popup_messages(answer)
+    assert origin == APP_ORIGIN
+    assert message["error"] == {"name": "InputError", "message": STALE_LINK}
+    assert token_calls(bitbucket) == 0
+
+
+def test_an_origin_no_longer_allowed_at_the_callback_gets_nothing(
+    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    """Two instances sharing the secret, the second no longer allowing the origin the first
+    started the sign-in for: its callback checks again, posts (or redirects) only to its own
+    app base URL, with a 403 error, before any token is asked for, and signs no one in."""
+    first = make_app(**FRONTEND)
+    second = make_app(
+        BITBUCKET_ALLOWED_ORIGINS=[OTHER_APP_ORIGIN],
+        BITBUCKET_APP_BASE_URL=f"{OTHER_APP_ORIGIN}/",
+    )
+    with serve(first) as first_url, serve(second) as second_url:
+        for flow in ("popup", "redirect"):
+            started = start(http, first_url, **start_params(flow, redirectUrl=f"{APP_ORIGIN}/x"))
+            callback = urlsplit(grant_at_emulator(bitbucket.url, started.headers["Location"], JANE))
+            answer = http.get(
+                f"{second_url}{callback.path}?{callback.query}", allow_redirects=False, timeout=10
+            )
+            if flow == "popup":
+                assert answer.status_code == 200
+                origin, message = popup_messages(answer)
+                assert origin == OTHER_APP_ORIGIN
+                assert message["error"]["name"] == "NotAllowedError"
+                assert "no longer allowed" in message["error"]["message"]
+            else:
+                assert answer.status_code == 302
+                location = answer.headers["Location"]
+                assert location.startswith(f"{OTHER_APP_ORIGIN}/?error=")
+                assert "no+longer+allowed" in location
+            assert refresh(http, second_url, origin=OTHER_APP_ORIGIN).status_code == 401
+    assert token_calls(bitbucket) == 0
