@@ -22,7 +22,6 @@ from .session import install_user_loader
 from .tokens import TokenStore
 from .views import (
     create_blueprint,
-    error_page,
     sign_in_ended_page,
     store_unavailable_page,
     upstream_error_page,
@@ -54,7 +53,7 @@ class BitbucketSignIn:
                 app,
                 settings.session_redis_url,
                 idle_timeout=settings.session_idle_timeout,
-                error_page=error_page,
+                error_page=store_unavailable_page,
             )
             extension.redis_sessions = sessions
             refuse_unreadable_sessions(app)

@@ -25,7 +25,7 @@ from flask import Flask, Request, Response, g, request
 from flask.sessions import SessionMixin
 from flask_login import user_accessed
 
-from .errors import ConfigError, SessionStoreUnavailableError, SignInError
+from .errors import ConfigError, SessionStoreUnavailableError
 from .profile import normalize_uuid
 from .session_keys import PROFILE_KEY, SEEN_AT_RESOLUTION_SECONDS, USER_ID_KEY
 
@@ -47,7 +47,7 @@ TOKENS_PREFIX = "bitbucket-signin:tokens:"
 REDIS_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
 PENDING_SECONDS = 30 * 60  # a sign-in not finished by then has expired at Bitbucket too
-ErrorPage = Callable[[SignInError], tuple[str, int]]
+ErrorPage = Callable[[SessionStoreUnavailableError], Response]
 _STORE_FAILED = "_bitbucket_session_store_failed"
 logger = logging.getLogger(__name__)
 
@@ -156,13 +156,13 @@ class RedisSessions(RedisSessionInterface):  # type: ignore[misc]
         return int(live)
 
     def _replace_with_error_page(self, response: Response) -> None:
-        """The view's answer cannot stand without its session: a 503 page instead."""
-        body, status = self.error_page(SessionStoreUnavailableError())
-        response.status_code = status
-        response.set_data(body)
-        response.mimetype = "text/html"
+        """The view's answer cannot stand without its session: the 503 answer instead (its
+        headers replace the view's; a policy of the view's stays unless it brings one)."""
+        page = self.error_page(SessionStoreUnavailableError())
+        response.status_code = page.status_code
+        response.set_data(page.get_data())
         response.headers.pop("Location", None)
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers.update(page.headers)
 
     def is_reachable(self) -> bool:
         try:

@@ -500,17 +500,17 @@ def refusal_page(
     return response
 
 
-def store_unavailable_page(error: SessionStoreUnavailableError) -> ResponseReturnValue:
-    """The 503 page for a request whose session Redis could not read."""
+def store_unavailable_page(error: SessionStoreUnavailableError) -> Response:
+    """The 503 answer for a request whose session Redis could not read or save: Backstage's
+    JSON error for a frontend's call, else the refusal page."""
     manager = current_app.login_manager  # type: ignore[attr-defined]
     g._login_user = manager.anonymous_user()  # the page's rendering asks who is there
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
     if is_frontend_call():  # a frontend's /refresh or /logout: Backstage's JSON error
-        body, status = json_error(error.status, error.message)
-        return body, status, headers
-    page = make_response(refusal_page(error, session_readable=False))
-    page.headers.update(headers)
-    return page
+        response = make_response(json_error(error.status, error.message))
+    else:
+        response = make_response(refusal_page(error, session_readable=False))
+    response.headers.update({"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"})
+    return response
 
 
 def sign_in_ended_page(error: SignInEndedError) -> ResponseReturnValue:

@@ -132,10 +132,12 @@ def cross_site_frontend_url(frontend_url: str) -> str:
 def backstage_app_url(
     emulator_url: str, frontend_url: str, cross_site_frontend_url: str
 ) -> Iterator[str]:
-    """The app as the auth backend of the Backstage app at :func:`frontend_url` (and
-    :func:`cross_site_frontend_url`)."""
+    """The app as the auth backend of the Backstage app at :func:`frontend_url` (its
+    ``app.baseUrl``; and :func:`cross_site_frontend_url`)."""
     origins = f"{frontend_url},{cross_site_frontend_url}"
-    yield from themed_gunicorn(emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins)
+    yield from themed_gunicorn(
+        emulator_url, TIMEOUT="5", ALLOWED_ORIGINS=origins, APP_BASE_URL=f"{frontend_url}/"
+    )
 
 
 @pytest.fixture(scope="session")

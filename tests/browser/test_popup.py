@@ -121,3 +121,45 @@ def test_a_hostile_scope_runs_no_script_of_its_own(
     granted = received[1]["data"]["response"]["providerInfo"]["scope"]
     assert scope.split(" ", 1)[1] in granted
     assert not [error for error in errors if "Content Security Policy" in error], errors
+
+
+def popup_failure(page: Page, popup_url: str, act: Callable[[Page], None]) -> list[Any]:
+    """From the app ``page``, open the popup on ``popup_url``, do ``act`` in it, and wait for
+    it to close by itself (a sign-in page would wait for a click): the messages the app got."""
+    page.evaluate("window.received = []")
+    with page.context.expect_page() as opened:
+        page.evaluate("url => window.open(url, 'Bitbucket Login')", popup_url)
+    with opened.value.expect_event("close", timeout=WAIT_MS):
+        act(opened.value)
+    page.wait_for_function("window.received.length > 1", timeout=WAIT_MS)
+    return [message["data"] for message in page.evaluate("window.received")]
+
+
+def deny(popup: Page) -> None:
+    popup.get_by_role("button", name="Deny").click()
+
+
+def test_a_refused_or_denied_popup_hands_the_error_to_the_app_and_closes(
+    popup_contexts: Contexts, frontend_url: str, app_origin: str
+) -> None:
+    """Refused at ``/start`` (another ``env``) or denied at Bitbucket, the popup shows no
+    sign-in page with its button: it hands Backstage's error to the app and closes."""
+    page = popup_contexts.page()
+    page.goto(app_origin)
+    params = {"scope": "account", "origin": app_origin, "flow": "popup"}
+    wrong_env = f"{frontend_url}{PREFIX}/start?{urlencode({**params, 'env': 'production'})}"
+    refused = popup_failure(page, wrong_env, lambda popup: None)
+    assert refused == [
+        {"type": "config_info", "targetOrigin": app_origin},
+        {
+            "type": "authorization_response",
+            "error": {
+                "name": "InputError",
+                "message": "The environment (env) 'production' is not this server's.",
+            },
+        },
+    ]
+    right_env = f"{frontend_url}{PREFIX}/start?{urlencode({**params, 'env': 'development'})}"
+    denied = popup_failure(page, right_env, deny)
+    assert denied[1]["error"]["name"] == "NotAllowedError"
+    assert "chose not to let this site use your Bitbucket account" in denied[1]["error"]["message"]

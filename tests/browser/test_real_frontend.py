@@ -24,7 +24,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from ..frontend_support import AUTH, published_keys, verify
 from ..support import JANE_IDENTITY, block_after
 from .conftest import Contexts
-from .pages import WAIT_MS, origin, screenshot
+from .pages import WAIT_MS, origin
 
 SIGN_IN = "Sign in with Bitbucket"
 DOCS_SECTION = "## Use it as the Bitbucket auth backend of a Backstage app"
@@ -153,19 +153,16 @@ def popup_url(app_url: str, frontend_url: str) -> str:
 
 
 def refused_in_the_popup(
-    page: Page, popup: Page, responses: list[Response], status: int, name: str
-) -> None:
-    """The popup ``page`` opened answered ``status`` at ``/start`` and went no further (a
-    screenshot ``name`` shows it); closed, it leaves the frontend with Backstage's error."""
-    popup.wait_for_load_state()
-    start = next(r for r in responses if r.frame.page == popup and "/bitbucket/start?" in r.url)
-    assert start.status == status
-    assert popup.url == start.url, "the popup never went to Bitbucket"
-    screenshot(popup, name)
-    popup.close()
-    assert call(page, "started") == {
-        "error": {"name": "PopupClosedError", "message": "Login failed, popup was closed"}
-    }
+    page: Page, popup: Page, responses: list[Response], status: int
+) -> dict[str, Any]:
+    """The popup ``page`` opened answered ``status`` at ``/start``, went no further (no sign-in
+    page, no Bitbucket) and closed itself, as Backstage's backend's popup does: what the
+    frontend made of it."""
+    if not popup.is_closed():
+        popup.wait_for_event("close", timeout=WAIT_MS)
+    seen = [r for r in responses if r.frame.page == popup]
+    assert [(r.status, "/bitbucket/start?" in r.url) for r in seen] == [(status, True)]
+    return call(page, "started")
 
 
 def documented_calling_user(folder: Path) -> Callable[[str, str], str]:
@@ -272,8 +269,9 @@ def test_backstage_on_an_origin_not_allowed_is_refused(
     """As with Backstage's own backend, whose CORS allows the app's origin only: from another
     origin the refresh is refused, so the sign-in fails before any popup opens and the
     session of a person signed in elsewhere can be neither read nor ended; and a popup
-    opened for that origin anyway answers 403 and never reaches Bitbucket, which the
-    frontend reports as "Login failed, popup was closed"."""
+    opened for that origin anyway answers 403, never reaches Bitbucket and closes, having
+    told only the app's own origin (``app.baseUrl``), which the frontend reports as
+    "Login failed, Incorrect app origin, expected <that origin>"."""
     responses = record_responses(context)
     allowed = open_backstage(context, frontend_url, backstage_app_url)
     assert "value" in sign_in(allowed, emulator_url, "Jane Doe")
@@ -305,7 +303,12 @@ def test_backstage_on_an_origin_not_allowed_is_refused(
             "url => window.backstage.openLoginPopup(url)",
             popup_url(backstage_app_url, foreign_frontend_url),
         )
-    refused_in_the_popup(foreign, opening.value, responses, 403, "backstage-origin-not-allowed")
+    assert refused_in_the_popup(foreign, opening.value, responses, 403) == {
+        "error": {
+            "name": "PopupClosedError",
+            "message": f"Login failed, Incorrect app origin, expected {frontend_url}",
+        }
+    }
 
     reload(allowed)
     check_identity(current_identity(allowed), backstage_app_url)
@@ -337,13 +340,18 @@ def test_backstage_in_another_environment_fails_in_the_popup(
     context: BrowserContext, backstage_app_url: str, frontend_url: str
 ) -> None:
     """A frontend whose ``auth.environment`` is not the app's: ``/refresh`` answers 400, so the
-    sign-in opens the popup, where ``/start`` answers 400 too and never reaches Bitbucket;
-    closing it gives "Login failed, popup was closed" (the docs' table)."""
+    sign-in opens the popup, where ``/start`` answers 400 too, never reaches Bitbucket and
+    closes, handing the frontend Backstage's ``InputError`` (the docs' table)."""
     responses = record_responses(context)
     page = open_backstage(context, frontend_url, backstage_app_url, environment="production")
     assert call(page, "identity") == {"value": None}
     assert [r.status for r in answers(responses, "GET", "refresh")] == [400]
 
-    refused_in_the_popup(page, open_popup(page), responses, 400, "backstage-another-environment")
+    assert refused_in_the_popup(page, open_popup(page), responses, 400) == {
+        "error": {
+            "name": "InputError",
+            "message": "The environment (env) 'production' is not this server's.",
+        }
+    }
     (start,) = answers(responses, "GET", "start")
     assert start.url.endswith("&flow=popup&env=production")

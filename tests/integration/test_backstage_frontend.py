@@ -257,7 +257,8 @@ def test_with_redis_sessions_and_when_redis_is_away(
     make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
 ) -> None:
     """Server-side sessions: the popup's sign-in is seen by /refresh; with Redis away the
-    frontend gets Backstage's JSON error (503, readable by the app), never a page or a 500."""
+    frontend gets Backstage's JSON error (503, readable by the app), and a popup the error
+    posted to the app, never a page or a 500."""
     port = free_port()
     with redis_process(port) as redis_url:
         app = make_app(BITBUCKET_SESSION_REDIS_URL=redis_url, **FRONTEND)
@@ -270,6 +271,16 @@ def test_with_redis_sessions_and_when_redis_is_away(
         assert answer.json()["response"] == {"statusCode": 503}
         assert answer.headers["Retry-After"]
         assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+        popup = start(http, url, **start_params())  # a popup: the error posted, no page
+        assert popup.status_code == 503
+        assert popup.headers["Retry-After"]
+        assert "<button" not in popup.text
+        origin, message = popup_messages(popup)
+        assert origin == APP_ORIGIN
+        assert message["error"]["name"] == "Error"
+        server_flow = http.get(f"{url}{PREFIX}/start", allow_redirects=False, timeout=10)
+        assert server_flow.status_code == 503  # the sign-in page, saying so
+        assert "Sign-in sessions are unavailable" in server_flow.text
 
 
 def test_a_page_too_long_to_keep_returns_to_the_apps_root(
