@@ -295,6 +295,21 @@ def test_a_stale_popup_callback_is_answered_in_the_popup(
     assert token_calls(bitbucket) == 0
 
 
+def test_a_rate_limited_popup_callback_is_answered_in_the_popup(
+    make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
+) -> None:
+    """Past the rate limit, a popup's callback (its pending sign-in says it is one) gets the
+    429 error in the popup, to its origin, and no token is asked for."""
+    with serve(make_app(**FRONTEND, BITBUCKET_RATE_LIMIT="1/minute")) as url:
+        started = start(http, url, **start_params())
+        forged = http.get(f"{url}{PREFIX}/handler/frame?state=x&code=y", timeout=10)
+        assert forged.status_code == 400  # the one callback of the minute
+        callback = grant_at_emulator(bitbucket.url, started.headers["Location"], JANE)
+        answer = http.get(callback, allow_redirects=False, timeout=10)
+    assert "Too many sign-in attempts" in popup_refusal(answer, 429, APP_ORIGIN)
+    assert token_calls(bitbucket) == 0
+
+
 def test_an_origin_no_longer_allowed_at_the_callback_gets_nothing(
     make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
 ) -> None:
