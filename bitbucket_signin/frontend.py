@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,6 +32,10 @@ XHR_VALUE = "XMLHttpRequest"
 MAX_SCOPE_LENGTH = 100
 MAX_KEPT_TEXT = 512
 _SCOPE_SEPARATORS = re.compile(r"[\s,|]+")
+# A frontend sign-in's state ends with its flow's initial and its origin's place among the
+# allowed ones: a callback whose pending sign-in is gone (spent, expired with its Redis
+# session, cleared by another sign-in) can still answer in the popup, or back at the app.
+_STATE_MARK = re.compile(r"\.([pr])(\d{1,4})\Z")
 _ERROR_NAMES = {400: "InputError", 401: "AuthenticationError", 403: "NotAllowedError"}
 _PREFLIGHT_MAX_AGE = "600"
 _POPUP_PAGE = (
@@ -81,6 +86,24 @@ class FrontendSignIn:
         if args.get("flow") != "popup":
             return None
         return cls("popup", bare_origin(args.get("origin")) or "", "", "")
+
+    def state(self, settings: Settings) -> str:
+        """An unguessable OAuth state (as Authlib's: 30 characters) marked with the flow and
+        the origin's place among the allowed origins."""
+        place = sorted(settings.allowed_origins).index(self.origin)
+        return f"{secrets.token_urlsafe(22)}.{self.flow[0]}{place}"
+
+    @classmethod
+    def from_state(cls, state: str, settings: Settings) -> FrontendSignIn | None:
+        """The flow and origin a callback's ``state`` claims (anyone may write one: only a
+        failure is ever answered to it, and only to an allowed origin)."""
+        mark = _STATE_MARK.search(state)
+        if mark is None:
+            return None
+        origins = sorted(settings.allowed_origins)
+        place = int(mark[2])
+        origin = origins[place] if place < len(origins) else ""
+        return cls("popup" if mark[1] == "p" else "redirect", origin, "", "")
 
     def check_still_allowed(self, settings: Settings) -> None:
         """Checked again at the callback (the allowed origins may have changed since

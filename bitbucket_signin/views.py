@@ -193,7 +193,8 @@ def start(provider: str) -> ResponseReturnValue:
     except SignInError as error:
         return refusal_page(error, next_path)
     _forget_old_sign_ins()
-    authorization = signing_in.oauth_app.create_authorization_url(redirect_uri)
+    marked = {"state": frontend.state(extension.settings)} if frontend is not None else {}
+    authorization = signing_in.oauth_app.create_authorization_url(redirect_uri, **marked)
     if frontend is not None:
         kept = frontend.pending_data()
     else:
@@ -234,6 +235,7 @@ def callback(provider: str) -> ResponseReturnValue:
         issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
         session.pop(pending_key, None)
+        frontend = frontend or FrontendSignIn.from_state(returned_state, extension.settings)
         _log_refusal(error)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         sign_in_failed.send(app, error=error, profile=profile, flow=_flow(frontend))
@@ -486,13 +488,16 @@ def refusal_page(
 ) -> ResponseReturnValue:
     """``error`` answered where the sign-in is: in the popup or back at the app for a
     frontend's ``/start`` (its parameters say), or its callback (the pending sign-in says,
-    when the session can be read); else the sign-in page. A refusal keeps its status."""
+    when the session can be read, else the state's mark); else the sign-in page. A refusal
+    keeps its status."""
     frontend: FrontendSignIn | None = None
     if request.endpoint in _START_ENDPOINTS:
         frontend = FrontendSignIn.popup_of(request.args)
-    elif request.endpoint in _CALLBACK_ENDPOINTS and session_readable:
+    elif request.endpoint in _CALLBACK_ENDPOINTS:
         provider = (request.view_args or {}).get("provider", CLOUD)
-        frontend = _pending_frontend(f"_state_{provider}_{request.args.get('state', '')}")
+        state = request.args.get("state", "")
+        pending = _pending_frontend(f"_state_{provider}_{state}") if session_readable else None
+        frontend = pending or FrontendSignIn.from_state(state, get_extension().settings)
     if frontend is None:
         return error_page(error, next_path)
     response = answer_failure(frontend, error, get_extension().settings)

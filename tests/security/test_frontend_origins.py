@@ -295,6 +295,34 @@ def test_a_stale_popup_callback_is_answered_in_the_popup(
     assert token_calls(bitbucket) == 0
 
 
+def test_a_callback_whose_sign_in_is_gone_is_answered_at_the_app(
+    http: requests.Session, site: tuple[Flask, str], bitbucket: EmulatorServer
+) -> None:
+    """A frontend's callback whose pending sign-in is gone (here: spent, replayed; also a
+    Redis session expired, or cleared by another sign-in) is still answered in the popup or
+    back at the app: the state carries the flow and the origin's place among the allowed
+    ones. A forged mark reaches only an allowed origin, or this site's own; nothing else."""
+    _, url = site
+    for flow in ("popup", "redirect"):
+        started = start(http, url, **start_params(flow, redirectUrl=f"{APP_ORIGIN}/x"))
+        callback = grant_at_emulator(bitbucket.url, started.headers["Location"], JANE)
+        assert http.get(callback, allow_redirects=False, timeout=10).status_code in (200, 302)
+        replayed = http.get(callback, allow_redirects=False, timeout=10)
+        if flow == "popup":
+            assert replayed.status_code == 200
+            origin, message = popup_messages(replayed)
+            assert origin == APP_ORIGIN
+            assert message["error"] == {"name": "InputError", "message": STALE_LINK}
+        else:
+            assert replayed.status_code == 302
+            assert replayed.headers["Location"].startswith(f"{APP_ORIGIN}/?error=")
+    allowed = sorted(FRONTEND["BITBUCKET_ALLOWED_ORIGINS"])
+    for mark, target in ((f"p{allowed.index(APP_ORIGIN)}", APP_ORIGIN), ("p99", "/")):
+        forged = http.get(f"{url}{PREFIX}/handler/frame?state=x.{mark}&code=y", timeout=10)
+        assert popup_messages(forged)[0] == target
+    assert "<button" in http.get(f"{url}{PREFIX}/handler/frame?state=x.q1&code=y", timeout=10).text
+
+
 def test_a_rate_limited_popup_callback_is_answered_in_the_popup(
     make_app: Callable[..., Flask], http: requests.Session, bitbucket: EmulatorServer
 ) -> None:
