@@ -9,10 +9,16 @@ import pytest
 import requests
 from flask import Flask
 
-from bitbucket_signin import BitbucketProfile, NotFoundError, ServerProfile, SignInError
+from bitbucket_signin import (
+    BitbucketProfile,
+    NotFoundError,
+    ServerProfile,
+    SignInError,
+    get_extension,
+)
 from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.providers import CLOUD, DATA_CENTER, AnyProfile
-from bitbucket_signin.testing import SignedInClient, sign_in
+from bitbucket_signin.testing import SignedInClient, server_profile_for, sign_in
 
 from ..datacenter import DC_PREFIX, Site, dc_sign_in
 from ..support import JANE, LI, serve, session_contents
@@ -142,3 +148,5 @@ def test_a_data_center_user_the_app_would_refuse_is_refused(
         signed_in_client(app, jane)  # an app with Cloud alone
     with pytest.raises(SignInError, match="Sign-in with bitbucketServer is not set up"):
         signed_in_client(app, "jdoe", provider=DATA_CENTER)
+    with pytest.raises(ValueError, match="does not sign in with Bitbucket Data Center"):
+        server_profile_for(get_extension(app), "jdoe")
