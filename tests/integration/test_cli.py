@@ -323,6 +323,7 @@ def test_user_entity_server_prints_an_entity_that_signs_the_account_in(
     check = run_module("check", str(catalog_file))
     assert check.returncode == 0, check.stdout
     assert ": 0 errors," in check.stdout
+    assert "vvisitor" not in check.stdout  # no "only an email resolver" warning: she has an id
     for resolver in ["userIdMatchingUserEntityAnnotation", "userSlugMatchingUserEntityAnnotation"]:
         site = make_site(BITBUCKET_SERVER_SIGNIN_RESOLVERS=resolver)
         http.cookies.clear()
