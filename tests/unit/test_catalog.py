@@ -26,6 +26,7 @@ from bitbucket_signin.catalog import (
     load_catalog,
 )
 from bitbucket_signin.catalog import store as catalog_module
+from bitbucket_signin.catalog.bitbucket import names_server_account
 from bitbucket_signin.errors import CatalogError
 
 from ..support import JANE, FakeClock, edit_catalog, replace_file
@@ -1002,3 +1003,18 @@ def test_the_call_that_starts_a_background_reload_gets_the_previous_catalog(
     assert catalog_store.current() is good
     assert catalog_store.wait_for_reload(timeout=0)
     assert names(catalog_store.current()) == ["later"]
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        ("git.example.com/user-id", True),
+        ("localhost/user-slug", True),
+        ("bitbucket.org/user-id", False),  # Cloud's uuid
+        ("BitBucket.org/user-slug", False),
+        ("user-id", False),
+        ("git.example.com/username", False),
+    ],
+)
+def test_which_annotations_name_a_data_center_account(key: str, names: bool) -> None:
+    assert names_server_account(key) is names
