@@ -198,12 +198,12 @@ class Loader:
         if self.pause_every and self._count % self.pause_every == 0:
             time.sleep(PAUSE_SECONDS)  # the request threads' turn
         fields.at(index)
-        if isinstance(document, Reusable):
-            return self._take(document, path, index)
         if len(chain) == 1 and _is_app_config(document):
             self._app_config_locations(path, fields.file, document, chain)
             return None
         try:
+            if isinstance(document, Reusable):  # validated by an earlier load (.memo)
+                return self._take(document, path, index)
             return self._entity(path, fields, document, chain)
         except CatalogError as error:
             if self.problems is None:

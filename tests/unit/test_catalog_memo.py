@@ -214,3 +214,16 @@ def test_users_of_a_reused_entity_are_new_objects(tmp_path: Path) -> None:
     assert all(isinstance(user, UserEntity) for user in again)
     assert not {id(user) for user in users} & {id(user) for user in again}
     assert "group:default/team-0" not in next(u for u in again if u.name == "u1").member_of
+
+
+def test_a_reused_duplicate_before_a_syntax_error_gives_the_syntax_error(tmp_path: Path) -> None:
+    """A duplicate found in a reused entity is reported as one found in a parsed entity is:
+    a syntax error further on in the file comes first, the thing to fix."""
+    path = tmp_path / "catalog.json"
+    entities = starting_entities()
+    write(path, entities)
+    first, _ = load(path, {})
+    path.write_text(json.dumps([*entities, entities[4]])[:-1] + ", {broken}]")
+    _, error = load(path, first.memos)
+    assert error == load(path, None)[1]
+    assert "invalid JSON" in error
