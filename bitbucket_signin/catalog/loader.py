@@ -149,7 +149,10 @@ class Loader:
     def _report(self, error: CatalogError) -> None:
         """Raise ``error``, or keep it in :attr:`problems` when collecting."""
         if self.problems is None:
-            raise error
+            try:
+                raise error
+            finally:  # its traceback holds this frame: without the name, no cycle holds the load
+                del error
         self.problems.append(str(error))
 
     def _walk(self, path: Path, chain: tuple[Path, ...]) -> None:
