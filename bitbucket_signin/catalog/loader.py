@@ -620,7 +620,7 @@ class _Fields:
             yield target.strip()
 
 
-def _json_documents(text: str, label: str, recall: Recall | None = None) -> Iterator[Any]:
+def _json_documents(text: str, label: str, recall: Recall | None) -> Iterator[Any]:
     """The entities of a JSON file: one, a list, or ``{"items": [...]}``.
 
     A list (also that of ``{"items": [...]}`` when "items" comes first) is decoded one entity

@@ -22,6 +22,10 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 DIGEST_SIZE = 16  # bytes of BLAKE2b: no two texts of a catalog share one
+# How many times an entity of the previous load may be expected (its text hashed) in one
+# load: twice follows a block of new entities inserted before it; more would let entities
+# that move back (a few bytes each, repeated) make a load hash a large one over and over.
+MAX_TRIES = 2
 
 
 class Reusable(NamedTuple):
@@ -77,6 +81,7 @@ class Recall:
         self.memo = FileMemo()
         self.reused = 0  # entities not parsed again
         self._expected = 0  # the previous load's entity expected next
+        self._tries = bytearray(0 if previous is None else len(previous.results))
         self._positions: dict[bytes, int] | None = None  # previous digests: where each was
 
     def reuse(self, text: str, start: int) -> tuple[Reusable, int] | None:
@@ -86,8 +91,9 @@ class Recall:
         if previous is None or expected >= len(previous.results):
             return None
         result = previous.results[expected]
-        if result is None:
+        if result is None or self._tries[expected] == MAX_TRIES:
             return None
+        self._tries[expected] += 1
         end = start + previous.lengths[expected]
         digest = _digest(text, start, end)
         if not previous.has_digest(expected, digest):
