@@ -9,8 +9,9 @@ text, so what validating it gave last time is what it would give now, and its te
 parsed. Any other text is parsed and validated as usual; if it is an entity of the previous
 load that moved, the entities after it are expected in their new place.
 
-Only the results of User and Group entities that validated without a warning are kept: a
-Location reads other files, and a warning must be given again at each load.
+Only the results of User and Group entities that validated without a warning, and of the
+kinds the catalog skips, are kept: a Location reads other files, and a warning must be given
+again at each load.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Recall:
 
     For each entity of the file, in order: :meth:`reuse` (before parsing: the previous result,
     if the text is the expected entity's) or :meth:`parsed` (after parsing), then :meth:`keep`
-    with what this load made of it.
+    with what this load made of it. Each previous entity is expected at most ``MAX_TRIES``
+    times, so what a load hashes stays within a few times the sizes of the two texts.
     """
 
     def __init__(self, previous: FileMemo | None) -> None:
