@@ -21,7 +21,7 @@ from .identity_token import load_signing_keys
 from .metrics import Metrics
 from .person_client import PersonClient
 from .profile import BitbucketProfile
-from .providers import CLOUD, Provider, cloud_provider, server_provider
+from .providers import CLOUD, AnyProfile, Provider, cloud_provider, server_provider
 from .redis_sessions import RedisSessions
 from .resolvers import CatalogResolver, Identity, Resolver, build_chain
 from .tokens import TokenStore
@@ -81,10 +81,11 @@ class AppExtension:
             raise SignInError(f"Sign-in with {name} is not set up on this site.", status=404)
         return provider
 
-    def resolve(self, profile: BitbucketProfile) -> Identity:
-        """The catalog identity of a Bitbucket Cloud ``profile`` now; raises a ``SignInError``
-        when there is none."""
-        return self.provider(CLOUD).resolve(profile, self.catalog_store.current())
+    def resolve(self, profile: AnyProfile) -> Identity:
+        """The catalog identity of ``profile`` now, by the resolvers of its provider (a
+        ``BitbucketProfile``: Bitbucket Cloud's, a ``ServerProfile``: Data Center's); raises a
+        ``SignInError`` when there is none, or when the app does not sign in with it (404)."""
+        return self.provider(profile.provider).resolve(profile, self.catalog_store.current())
 
     def person_client(self, person: str, provider: str) -> PersonClient:
         """The API of ``provider`` as ``person`` (its user id there), signed in with this

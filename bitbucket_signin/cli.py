@@ -1,8 +1,8 @@
 """``flask bitbucket-signin …``: admin commands for the catalog and the resolvers.
 
-``check`` and ``user-entity`` need no app: ``python -m bitbucket_signin check FILE`` runs them
-without one, and ``flask bitbucket-signin check`` still reports every problem of a catalog that
-stops the app from starting.
+``check``, ``user-entity`` and ``user-entity-server`` need no app: ``python -m
+bitbucket_signin check FILE`` runs them without one, and ``flask bitbucket-signin check``
+still reports every problem of a catalog that stops the app from starting.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from .catalog import USER_ID_ANNOTATION, is_valid_name
 from .catalog.check import check_catalog
 from .catalog.loader import DEFAULT_MAX_BYTES
 from .catalog.store import BITBUCKET_RULES, LOGGER_NAME
+from .config import CLOUD_HOST, instance_host
 from .errors import CatalogConfigError, ConfigError
 from .identity_keys import email_key
 from .profile import BitbucketProfile, Profile, braced_uuid
 from .providers import CLOUD, DATA_CENTER
 from .resolvers import explain
 from .server_profile import ServerProfile
+from .server_resolvers import user_id_annotation, user_slug_annotation
 
 API_VERSION = "backstage.io/v1alpha1"
 
@@ -154,6 +156,46 @@ def user_entity(uuid: str, name: str, email: str | None, display_name: str | Non
     problem = BITBUCKET_RULES.problem(USER_ID_ANNOTATION, uuid)
     if problem is not None:
         raise click.BadParameter(f"{uuid!r} {problem}", param_hint="--uuid")
+    _echo_user(name, {USER_ID_ANNOTATION: braced_uuid(uuid)}, email, display_name)
+
+
+@cli.command("user-entity-server")
+@click.option(
+    "--server-url",
+    required=True,
+    help="The instance's BITBUCKET_SERVER_URL; its host names the annotations.",
+)
+@click.option("--id", "user_id", type=click.IntRange(min=0), required=True, help="The user id.")
+@click.option("--slug", required=True, help="The user slug (jane@example.com: jane_example.com).")
+@click.option("--name", required=True, help="The entity's metadata.name, e.g. jdoe.")
+@click.option("--email", help="spec.profile.email.")
+@click.option("--display-name", help="spec.profile.displayName (default: the name).")
+def user_entity_server(
+    server_url: str,
+    user_id: int,
+    slug: str,
+    name: str,
+    email: str | None,
+    display_name: str | None,
+) -> None:
+    """Print a User entity in YAML that the Bitbucket Data Center account signs in as: its id
+    and slug in the annotations ``<host>/user-id`` and ``<host>/user-slug``."""
+    host = instance_host(server_url)
+    if not host or host == CLOUD_HOST:
+        raise click.BadParameter(
+            f"{server_url!r} is not the URL of a Data Center instance", param_hint="--server-url"
+        )
+    if not slug or not slug.isprintable() or any(character.isspace() for character in slug):
+        raise click.BadParameter(f"{slug!r} is not a user slug", param_hint="--slug")
+    annotations = {user_id_annotation(host): str(user_id), user_slug_annotation(host): slug}
+    _echo_user(name, annotations, email, display_name)
+
+
+def _echo_user(
+    name: str, annotations: dict[str, str], email: str | None, display_name: str | None
+) -> None:
+    """Print the User entity ``name`` with ``annotations``, its name and email checked as the
+    catalog checks them."""
     if not is_valid_name(name):
         raise click.BadParameter(
             f"{name!r} is not a valid entity name: 1-63 letters, digits, '-', '_' or '.', "
@@ -166,7 +208,7 @@ def user_entity(uuid: str, name: str, email: str | None, display_name: str | Non
     entity = {
         "apiVersion": API_VERSION,
         "kind": "User",
-        "metadata": {"name": name, "annotations": {USER_ID_ANNOTATION: braced_uuid(uuid)}},
+        "metadata": {"name": name, "annotations": annotations},
         "spec": {"profile": profile, "memberOf": []},
     }
     click.echo(yaml.safe_dump(entity, sort_keys=False, allow_unicode=True), nl=False)
@@ -176,5 +218,5 @@ def user_entity(uuid: str, name: str, email: str | None, display_name: str | Non
 standalone = click.Group(
     "bitbucket_signin",
     help="Bitbucket sign-in without an app: check a catalog file, write User entities.",
-    commands=[check, user_entity],
+    commands=[check, user_entity, user_entity_server],
 )

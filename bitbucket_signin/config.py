@@ -497,7 +497,13 @@ class ServerSettings:
     @property
     def host(self) -> str:
         """The instance's host name, lower case, without a port: its annotations' prefix."""
-        return ascii_lower(urlsplit(self.url).hostname or "")
+        return instance_host(self.url)
+
+
+def instance_host(url: str) -> str:
+    """The host name of a Data Center base URL, lower case, without a port or path: the
+    prefix of the instance's annotations (``""`` for a URL without one)."""
+    return ascii_lower(urlsplit(url).hostname or "")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from .catalog import Catalog
 from .client import BitbucketClient
@@ -28,7 +28,18 @@ from .server_profile import ServerProfile
 from .server_resolvers import server_chain
 from .waiting import Deadline
 
-__all__ = ["CLOUD", "DATA_CENTER", "ProfileClient", "Provider", "cloud_provider", "server_provider"]
+__all__ = [
+    "CLOUD",
+    "DATA_CENTER",
+    "AnyProfile",
+    "ProfileClient",
+    "Provider",
+    "cloud_provider",
+    "server_provider",
+]
+
+#: An account of either provider; its type names its provider (``profile.provider``).
+AnyProfile: TypeAlias = BitbucketProfile | ServerProfile
 
 P_co = TypeVar("P_co", covariant=True)
 

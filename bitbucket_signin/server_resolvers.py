@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .catalog.bitbucket import SERVER_USER_ID, SERVER_USER_SLUG
 from .resolvers import (
     CatalogMatch,
     ProviderResolver,
@@ -30,12 +31,12 @@ USER_SLUG_RESOLVER = "userSlugMatchingUserEntityAnnotation"
 
 def user_id_annotation(host: str) -> str:
     """The annotation naming a user's numeric id on the instance at ``host``."""
-    return f"{host}/user-id"
+    return f"{host}/{SERVER_USER_ID}"
 
 
 def user_slug_annotation(host: str) -> str:
     """The annotation naming a user's slug on the instance at ``host``."""
-    return f"{host}/user-slug"
+    return f"{host}/{SERVER_USER_SLUG}"
 
 
 def server_resolvers(host: str) -> dict[str, ProviderResolverFactory[ServerProfile]]:

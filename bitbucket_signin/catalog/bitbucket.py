@@ -18,11 +18,23 @@ USERNAME_ANNOTATION = "bitbucket.org/username"
 # Each names one Bitbucket account: two users claiming one would both match a sign-in.
 CLAIMED_ANNOTATIONS = (USER_ID_ANNOTATION, ACCOUNT_ID_ANNOTATION, USERNAME_ANNOTATION)
 PREFIX = "bitbucket.org/"
+# Data Center's: <host>/user-id and <host>/user-slug, host being the instance's own.
+SERVER_USER_ID = "user-id"
+SERVER_USER_SLUG = "user-slug"
 # A uuid, in braces or not, with white space around (as str.strip removes it).
 _UUID = re.compile(
     r"\s*(\{)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?(1)\})\s*",
     re.IGNORECASE,
 )
+
+
+def names_server_account(key: str) -> bool:
+    """Whether annotation ``key`` names an account of some Data Center instance
+    (``<host>/user-id`` or ``<host>/user-slug``, a host other than bitbucket.org): which
+    instance the app signs in with is not the catalog's to know."""
+    host, _, name = key.rpartition("/")
+    cloud = (host + "/").lower() == PREFIX
+    return bool(host) and not cloud and name in (SERVER_USER_ID, SERVER_USER_SLUG)
 
 
 def annotation_value_key(key: str, value: str) -> str:

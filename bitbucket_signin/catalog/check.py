@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import CatalogError, quoted
 from ..identity_keys import email_key
-from .bitbucket import CLAIMED_ANNOTATIONS
+from .bitbucket import CLAIMED_ANNOTATIONS, names_server_account
 from .loader import DEFAULT_MAX_BYTES, Loader
 from .model import Catalog, UserEntity
 from .store import BITBUCKET_RULES
@@ -54,7 +54,9 @@ def _advice(catalog: Catalog, loader: Loader) -> Iterator[str]:
     known = ", ".join(CLAIMED_ANNOTATIONS)
     by_email: defaultdict[str, list[UserEntity]] = defaultdict(list)
     for user in catalog.users:
-        if not any(key in user.annotations for key in CLAIMED_ANNOTATIONS):
+        if not any(
+            key in CLAIMED_ANNOTATIONS or names_server_account(key) for key in user.annotations
+        ):
             yield (
                 f"{loader.describe(user)}: no Bitbucket annotation ({known}): only an email "
                 "resolver can sign this person in"

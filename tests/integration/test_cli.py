@@ -1,16 +1,18 @@
-"""The admin commands: ``flask bitbucket-signin check | resolve | user-entity`` through Flask's
-CliRunner (also with an app that refuses its catalog), and ``python -m bitbucket_signin``
-in a real process, with no app at all."""
+"""The admin commands: ``flask bitbucket-signin check | resolve | user-entity[-server]``
+through Flask's CliRunner (also with an app that refuses its catalog), and ``python -m
+bitbucket_signin`` in a real process, with no app at all."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner, Result
 from flask import Flask
@@ -18,10 +20,12 @@ from flask.cli import ScriptInfo
 from flask.cli import cli as flask_cli
 
 from bitbucket_signin.catalog import load_catalog
+from bitbucket_signin.emulator import EmulatorServer
 from bitbucket_signin.profile import BitbucketProfile
 from bitbucket_signin.resolvers import build_chain, resolve
 
-from ..support import JANE, VAL
+from ..datacenter import Site, dc_sign_in, server_config
+from ..support import JANE, VAL, home_page
 
 ROOT = Path(__file__).parent.parent.parent
 V1 = "backstage.io/v1alpha1"
@@ -283,3 +287,69 @@ def test_user_entity_refuses_what_the_catalog_would(args: list[str], refused: st
     result = CliRunner().invoke(flask_cli, ["bitbucket-signin", "user-entity", *args])
     assert result.exit_code == 2
     assert refused in result.output
+
+
+def test_user_entity_server_prints_an_entity_that_signs_the_account_in(
+    make_site: Callable[..., Site],
+    bitbucket: EmulatorServer,
+    http: requests.Session,
+    catalog_file: Path,
+) -> None:
+    server_url = server_config(bitbucket)["BITBUCKET_SERVER_URL"]  # http://localhost:<port>/…
+    result = run_module(
+        "user-entity-server",
+        "--server-url",
+        server_url,
+        "--id",
+        "106",
+        "--slug",
+        "val",
+        "--name",
+        "vvisitor",
+        "--display-name",
+        "Val Visitor",
+    )
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {
+        "apiVersion": V1,
+        "kind": "User",
+        "metadata": {
+            "name": "vvisitor",
+            "annotations": {"localhost/user-id": "106", "localhost/user-slug": "val"},
+        },
+        "spec": {"profile": {"displayName": "Val Visitor"}, "memberOf": []},
+    }
+    catalog_file.write_text(f"{catalog_file.read_text()}\n---\n{result.stdout}", encoding="utf-8")
+    check = run_module("check", str(catalog_file))
+    assert check.returncode == 0, check.stdout
+    assert ": 0 errors," in check.stdout
+    assert "vvisitor" not in check.stdout  # no "only an email resolver" warning: she has an id
+    for resolver in ["userIdMatchingUserEntityAnnotation", "userSlugMatchingUserEntityAnnotation"]:
+        site = make_site(BITBUCKET_SERVER_SIGNIN_RESOLVERS=resolver)
+        http.cookies.clear()
+        assert dc_sign_in(http, site.url, bitbucket, "val").status_code == 302
+        assert "Signed in as Val Visitor" in home_page(http, site.url).text
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "refused"),
+    [
+        ("--server-url", "https://bitbucket.org", "'https://bitbucket.org' is not the URL of a"),
+        ("--server-url", "git.example.com", "'git.example.com' is not the URL of a"),
+        ("--id", "-1", "-1 is not in the range x>=0"),
+        ("--slug", "jane doe", "'jane doe' is not a user slug"),
+        ("--slug", "", "'' is not a user slug"),
+        ("--name", "j doe", "'j doe' is not a valid entity name"),
+        ("--email", "nobody", "'nobody' is not an email address"),
+    ],
+)
+def test_user_entity_server_refuses_what_would_not_sign_in(
+    option: str, value: str, refused: str
+) -> None:
+    given = {"--server-url": "https://git.example.com", "--id": "101", "--slug": "jdoe"}
+    options = [text for pair in {**given, "--name": "jdoe", option: value}.items() for text in pair]
+    result = CliRunner().invoke(flask_cli, ["bitbucket-signin", "user-entity-server", *options])
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: {refused}" in " ".join(result.output.split()).replace(
+        f"'{option}'", option
+    )

@@ -12,8 +12,9 @@ from flask_login import LoginManager
 from bitbucket_signin import BitbucketSignIn
 from bitbucket_signin.app_extension import AppExtension, get_extension
 from bitbucket_signin.client import EMAILS, WORKSPACES
-from bitbucket_signin.errors import ConfigError, SignInError
+from bitbucket_signin.errors import ConfigError, NotFoundError, SignInError
 from bitbucket_signin.profile import BitbucketProfile, Workspace
+from bitbucket_signin.server_profile import ServerProfile
 
 from ..support import JANE, FakeClock
 from .conftest import JANE_PROFILE, unit_app, unit_config
@@ -101,6 +102,22 @@ def test_resolve_applies_the_workspace_restriction_first() -> None:
         extension.resolve(elsewhere)
     member = BitbucketProfile(JANE, None, "Jane Doe", workspaces=(Workspace("ACME"),))
     assert extension.resolve(member).user_entity_ref == "user:default/jdoe"
+
+
+def test_resolve_takes_the_provider_from_the_profiles_type() -> None:
+    both = extension_of(
+        BITBUCKET_SERVER_URL="http://localhost:9/bitbucket",  # the catalog's localhost/user-id
+        BITBUCKET_SERVER_CLIENT_ID="dc-client-id",
+        BITBUCKET_SERVER_CLIENT_SECRET="dc-client-secret",
+    )
+    jane = ServerProfile(id=101, name="jane@example.com", slug="jane_example.com", display_name="")
+    assert both.resolve(jane).user_entity_ref == "user:default/jdoe"
+    assert both.resolve(JANE_PROFILE).user_entity_ref == "user:default/jdoe"
+    with pytest.raises(NotFoundError):  # Data Center's resolvers: the id, not Cloud's uuid
+        both.resolve(ServerProfile(id=999, name="jdoe", slug="jdoe", display_name=""))
+    with pytest.raises(SignInError, match="Sign-in with bitbucketServer is not set up") as off:
+        extension_of().resolve(jane)  # Cloud alone
+    assert off.value.status == 404
 
 
 def test_sign_out_everywhere_needs_the_redis_sessions() -> None:

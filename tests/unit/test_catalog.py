@@ -27,6 +27,7 @@ from bitbucket_signin.catalog import (
     load_catalog,
 )
 from bitbucket_signin.catalog import store as catalog_module
+from bitbucket_signin.catalog.bitbucket import names_server_account
 from bitbucket_signin.errors import CatalogError
 
 from ..support import JANE, FakeClock, edit_catalog, replace_file
@@ -1026,3 +1027,18 @@ def test_a_failed_load_leaves_no_garbage_cycle(tmp_path: Path, problem: str) -> 
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        ("git.example.com/user-id", True),
+        ("localhost/user-slug", True),
+        ("bitbucket.org/user-id", False),  # Cloud's uuid
+        ("BitBucket.org/user-slug", False),
+        ("user-id", False),
+        ("git.example.com/username", False),
+    ],
+)
+def test_which_annotations_name_a_data_center_account(key: str, names: bool) -> None:
+    assert names_server_account(key) is names
