@@ -149,7 +149,10 @@ class Loader:
     def _report(self, error: CatalogError) -> None:
         """Raise ``error``, or keep it in :attr:`problems` when collecting."""
         if self.problems is None:
-            raise error
+            try:
+                raise error
+            finally:  # its traceback holds this frame: without the name, no cycle holds the load
+                del error
         self.problems.append(str(error))
 
     def _walk(self, path: Path, chain: tuple[Path, ...]) -> None:
@@ -198,12 +201,12 @@ class Loader:
         if self.pause_every and self._count % self.pause_every == 0:
             time.sleep(PAUSE_SECONDS)  # the request threads' turn
         fields.at(index)
-        if isinstance(document, Reusable):
-            return self._take(document, path, index)
         if len(chain) == 1 and _is_app_config(document):
             self._app_config_locations(path, fields.file, document, chain)
             return None
         try:
+            if isinstance(document, Reusable):  # validated by an earlier load (.memo)
+                return self._take(document, path, index)
             return self._entity(path, fields, document, chain)
         except CatalogError as error:
             if self.problems is None:
@@ -617,7 +620,7 @@ class _Fields:
             yield target.strip()
 
 
-def _json_documents(text: str, label: str, recall: Recall | None = None) -> Iterator[Any]:
+def _json_documents(text: str, label: str, recall: Recall | None) -> Iterator[Any]:
     """The entities of a JSON file: one, a list, or ``{"items": [...]}``.
 
     A list (also that of ``{"items": [...]}`` when "items" comes first) is decoded one entity

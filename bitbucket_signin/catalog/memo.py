@@ -9,8 +9,9 @@ text, so what validating it gave last time is what it would give now, and its te
 parsed. Any other text is parsed and validated as usual; if it is an entity of the previous
 load that moved, the entities after it are expected in their new place.
 
-Only the results of User and Group entities that validated without a warning are kept: a
-Location reads other files, and a warning must be given again at each load.
+Only the results of User and Group entities that validated without a warning, and of the
+kinds the catalog skips, are kept: a Location reads other files, and a warning must be given
+again at each load.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 DIGEST_SIZE = 16  # bytes of BLAKE2b: no two texts of a catalog share one
+# How many times an entity of the previous load may be expected (its text hashed) in one
+# load: twice follows a block of new entities inserted before it; more would let entities
+# that move back (a few bytes each, repeated) make a load hash a large one over and over.
+MAX_TRIES = 2
 
 
 class Reusable(NamedTuple):
@@ -69,7 +74,8 @@ class Recall:
 
     For each entity of the file, in order: :meth:`reuse` (before parsing: the previous result,
     if the text is the expected entity's) or :meth:`parsed` (after parsing), then :meth:`keep`
-    with what this load made of it.
+    with what this load made of it. Each previous entity is expected at most ``MAX_TRIES``
+    times, so what a load hashes stays within a few times the sizes of the two texts.
     """
 
     def __init__(self, previous: FileMemo | None) -> None:
@@ -77,6 +83,7 @@ class Recall:
         self.memo = FileMemo()
         self.reused = 0  # entities not parsed again
         self._expected = 0  # the previous load's entity expected next
+        self._tries = bytearray(0 if previous is None else len(previous.results))
         self._positions: dict[bytes, int] | None = None  # previous digests: where each was
 
     def reuse(self, text: str, start: int) -> tuple[Reusable, int] | None:
@@ -86,8 +93,9 @@ class Recall:
         if previous is None or expected >= len(previous.results):
             return None
         result = previous.results[expected]
-        if result is None:
+        if result is None or self._tries[expected] == MAX_TRIES:
             return None
+        self._tries[expected] += 1
         end = start + previous.lengths[expected]
         digest = _digest(text, start, end)
         if not previous.has_digest(expected, digest):

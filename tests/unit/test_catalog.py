@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -1003,6 +1004,29 @@ def test_the_call_that_starts_a_background_reload_gets_the_previous_catalog(
     assert catalog_store.current() is good
     assert catalog_store.wait_for_reload(timeout=0)
     assert names(catalog_store.current()) == ["later"]
+
+
+@pytest.mark.parametrize("problem", ["syntax", "duplicate", "entity"])
+def test_a_failed_load_leaves_no_garbage_cycle(tmp_path: Path, problem: str) -> None:
+    """What a failed load built goes when it fails, without the garbage collector: gunicorn's
+    master freezes what exists after a reload (``prefork.py``), and keeps it for good."""
+    people = [user(f"u{number}") for number in range(50)]
+    broken = {
+        "syntax": [json.dumps(people)[:-1] + ", {]"],
+        "duplicate": [*people, people[0]],
+        "entity": [*people, 7],
+    }
+    path = write(
+        tmp_path / f"catalog.{'json' if problem == 'syntax' else 'yaml'}", *broken[problem]
+    )
+    gc.collect()
+    gc.disable()
+    try:
+        with pytest.raises(CatalogError):
+            load_catalog(path)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitbucket_signin.catalog import CatalogStore, UserEntity
+from bitbucket_signin.catalog import CatalogStore, UserEntity, memo
 from bitbucket_signin.catalog.loader import DEFAULT_MAX_BYTES, Loader
 from bitbucket_signin.catalog.memo import FileMemo
 from bitbucket_signin.catalog.store import BITBUCKET_RULES
@@ -214,3 +214,39 @@ def test_users_of_a_reused_entity_are_new_objects(tmp_path: Path) -> None:
     assert all(isinstance(user, UserEntity) for user in again)
     assert not {id(user) for user in users} & {id(user) for user in again}
     assert "group:default/team-0" not in next(u for u in again if u.name == "u1").member_of
+
+
+def test_a_reused_duplicate_before_a_syntax_error_gives_the_syntax_error(tmp_path: Path) -> None:
+    """A duplicate found in a reused entity is reported as one found in a parsed entity is:
+    a syntax error further on in the file comes first, the thing to fix."""
+    path = tmp_path / "catalog.json"
+    entities = starting_entities()
+    write(path, entities)
+    first, _ = load(path, {})
+    path.write_text(json.dumps([*entities, entities[4]])[:-1] + ", {broken}]")
+    _, error = load(path, first.memos)
+    assert error == load(path, None)[1]
+    assert "invalid JSON" in error
+
+
+def test_a_hostile_edit_cannot_make_the_memo_read_a_large_entity_over_and_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entity that moves back makes the memo expect the one after it again: repeated, a
+    few bytes each time (a Component may repeat), it made the memo hash the text of a large
+    entity of the previous load at each repetition, a load quadratic in the file's size.
+    What the memo hashes stays within a few times the two files' sizes."""
+    path = tmp_path / "catalog.json"
+    repeated, other = component(0), component(1)
+    large = person(1)
+    large["spec"]["profile"]["displayName"] = "x" * 200_000
+    path.write_text(json.dumps([repeated, large]))
+    first, _ = load(path, {})
+    previous = len(path.read_text())
+    path.write_text(json.dumps([person(2)] + [repeated, other] * 2_000))
+    hashed = []
+    digest = memo._digest
+    monkeypatch.setattr(memo, "_digest", lambda t, s, e: hashed.append(e - s) or digest(t, s, e))
+    _, (users, _, _) = load(path, first.memos)
+    assert [user.name for user in users] == ["u2"]
+    assert sum(hashed) <= 2 * (previous + len(path.read_text()))
