@@ -63,8 +63,8 @@ class CatalogWatcher:
             collecting = gc.isenabled()
             gc.disable()
             try:
-                self.store.reload()
-                gc.freeze()
+                if self.store.reload():
+                    gc.freeze()
             finally:
                 if collecting:
                     gc.enable()
