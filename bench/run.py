@@ -374,7 +374,6 @@ def catalog_reload(options: Options, folder: Path) -> list[Figure]:
     page's p99 while the workers reload, against its p99 when idle just before; the median of
     ``options.edits`` edits."""
     catalog = catalog_load.write_catalog(folder / "catalog.json", options.people)
-    rounds = options.edits
     with bitbucket() as emulator_url:
         environment = app_environment(emulator_url, catalog, **RATE_LIMIT_OFF)
         with gunicorn_app(
@@ -383,17 +382,17 @@ def catalog_reload(options: Options, folder: Path) -> list[Figure]:
             cookie = session_cookie(url, emulator_url)
             edits = [
                 edit_under_load(url, cookie, catalog, number, options)
-                for number in range(1, rounds + 1)
+                for number in range(1, options.edits + 1)
             ]
     seconds = [edit.seconds for edit in edits]
-    ratios = [edit.during_p99_ms / edit.idle_p99_ms for edit in edits]
-    middle = sorted(edits, key=lambda edit: edit.during_p99_ms / edit.idle_p99_ms)[rounds // 2]
+    ratios = [edit.ratio for edit in edits]
+    middle = sorted(edits, key=lambda edit: edit.ratio)[options.edits // 2]
     return [
         Figure(
             "6",
             f"catalog edit at {options.people:,} users reaches every worker, s",
             f"{SHIPPED_WORKERS} workers (gunicorn.conf.py: the master reloads), check "
-            f"interval {DEFAULTS['CATALOG_CHECK_INTERVAL']:g} s; median of {rounds} edits, "
+            f"interval {DEFAULTS['CATALOG_CHECK_INTERVAL']:g} s; median of {options.edits} edits, "
             f"{min(seconds):.2f}-{max(seconds):.2f} s",
             statistics.median(seconds),
             limit=RELOAD_LIMIT,
@@ -415,6 +414,10 @@ class Edit:
     seconds: float  # from the edit in place until every worker serves it
     idle_p99_ms: float  # the protected page's, just before
     during_p99_ms: float  # the protected page's, from shortly before the edit
+
+    @property
+    def ratio(self) -> float:
+        return self.during_p99_ms / self.idle_p99_ms
 
 
 def edit_under_load(url: str, cookie: str, catalog: Path, number: int, options: Options) -> Edit:

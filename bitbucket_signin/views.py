@@ -70,9 +70,15 @@ from .signals import SERVER_FLOW, sign_in_failed, signed_in, signed_out
 from .tokens import KeptToken, TokenStore
 from .waiting import Deadline
 
-# Authlib keeps each pending sign-in under "_state_<provider>_<state>".
-PENDING_STATE_PREFIX = f"_state_{CLOUD}_"
-PENDING_STATE_PREFIXES = (PENDING_STATE_PREFIX, f"_state_{DATA_CENTER}_")
+
+def _pending_key(provider: str, state: str = "") -> str:
+    """Where Authlib keeps a pending sign-in of ``provider`` in the session (with ``state``
+    empty: the prefix of that provider's keys)."""
+    return f"_state_{provider}_{state}"
+
+
+PENDING_STATE_PREFIX = _pending_key(CLOUD)
+PENDING_STATE_PREFIXES = (PENDING_STATE_PREFIX, _pending_key(DATA_CENTER))
 # The routes the frontend protocol calls across origins (CORS): both providers'.
 _CROSS_ORIGIN_ENDPOINTS = frozenset(
     f"bitbucket_signin.{routes}{route}"
@@ -217,15 +223,15 @@ def callback(provider: str) -> ResponseReturnValue:
     extension = get_extension()
     signing_in = extension.provider(provider)
     returned_state = request.args.get("state", "")
-    pending_key = f"_state_{provider}_{returned_state}"
+    kept_under = _pending_key(provider, returned_state)
     next_path = "/"
     profile: Profile | None = None
     frontend: FrontendSignIn | None = None
     try:
-        frontend = _pending_frontend(pending_key)
+        frontend = _pending_frontend(kept_under)
         if frontend is not None:
             frontend.check_still_allowed(extension.settings)
-        pending = _pending_sign_in(pending_key, returned_state)
+        pending = _pending_sign_in(kept_under, returned_state)
         next_path = safe_next(pending.get("next"))
         _check_provider_error()
         profile, token = _ask_bitbucket(extension, signing_in)
@@ -234,7 +240,7 @@ def callback(provider: str) -> ResponseReturnValue:
         kept = extension.tokens.token_of_sign_in(token, redirect_uri) if extension.tokens else None
         issuer = _issuer(extension.settings, signing_in) if frontend is not None else ""
     except SignInError as error:
-        session.pop(pending_key, None)
+        session.pop(kept_under, None)
         frontend = frontend or FrontendSignIn.from_state(returned_state, extension.settings)
         _log_refusal(error)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -496,7 +502,7 @@ def refusal_page(
     elif request.endpoint in _CALLBACK_ENDPOINTS:
         provider = (request.view_args or {}).get("provider", CLOUD)
         state = request.args.get("state", "")
-        pending = _pending_frontend(f"_state_{provider}_{state}") if session_readable else None
+        pending = _pending_frontend(_pending_key(provider, state)) if session_readable else None
         frontend = pending or FrontendSignIn.from_state(state, get_extension().settings)
     if frontend is None:
         return error_page(error, next_path)

@@ -113,7 +113,7 @@ class Loader:
         self.rules = rules
         self.pause_every = pause_every
         self.problems: list[str] | None = [] if collect else None
-        self._remembered = remembered
+        self._remembered: Mapping[Path, FileMemo] = remembered or {}
         self.memos: dict[Path, FileMemo] | None = None if remembered is None else {}
         self.reused = 0  # entities not read again (:mod:`.memo`)
         self.stamps: dict[Path, Stamp] = {}
@@ -217,7 +217,7 @@ class Loader:
 
     def _recall(self, path: Path) -> Recall | None:
         """This load's reading of a JSON file with the previous load's memo of it."""
-        if self.memos is None or self._remembered is None or path.suffix.lower() != ".json":
+        if self.memos is None or path.suffix.lower() != ".json":
             return None
         recall = Recall(self._remembered.get(path))
         self.memos[path] = recall.memo

@@ -122,7 +122,7 @@ class Recall:
             self._expected += 1
             return None
         self._expected = position + 1
-        return self.previous.results[position] if position < len(self.previous.results) else None
+        return self.previous.results[position]
 
     def keep(self, result: Reusable | None) -> None:
         """What this load made of the entity last reused or parsed (of a file read whole,
